@@ -1,0 +1,176 @@
+//! Kernel operations, one per file.
+//!
+//! Each operation is a struct that owns everything the kernel may touch while
+//! it runs (buffers, addresses, iovecs, the fd), builds its submission entry
+//! once it sits at its final heap address, and turns its completion into a
+//! result that hands the owned data back. [`Op`] is the future that submits
+//! one and waits for it; dropping it leaves the data with the driver's
+//! in-flight table until the kernel is done (and cancels operations that may
+//! never finish on their own).
+//!
+//! Async cancel has no file here: it owns no memory and has no table entry,
+//! so the driver builds it itself (`driver/mod.rs`).
+
+mod accept;
+mod close;
+mod connect;
+mod openat;
+mod read;
+mod recv;
+mod send;
+mod sendmsg;
+mod shutdown;
+mod timeout;
+mod write;
+mod writev;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use io_uring::squeue;
+
+use crate::driver::{self, CqeResult, Driver, OpId, Owned};
+
+pub(crate) use accept::Accept;
+pub(crate) use close::Close;
+pub(crate) use connect::Connect;
+pub(crate) use openat::OpenAt;
+pub(crate) use read::Read;
+pub(crate) use recv::Recv;
+pub(crate) use send::Send;
+pub(crate) use sendmsg::SendMsg;
+pub(crate) use shutdown::Shutdown;
+pub(crate) use timeout::Timeout;
+pub(crate) use write::Write;
+pub(crate) use writev::Writev;
+
+/// One kernel operation and the memory it owns.
+pub(crate) trait Operation: Sized + 'static {
+    /// What the caller gets back (usually the result and the owned buffer).
+    type Output;
+
+    /// The operation may never complete on its own (receive, accept, timeout):
+    /// when its future is dropped, the driver sends an async cancel.
+    const CANCEL_ON_DROP: bool = false;
+
+    /// Builds the submission entry. `self` already sits at its final heap
+    /// address, so the entry may point into it.
+    fn entry(&mut self) -> squeue::Entry;
+
+    /// Turns the completion into the output, handing owned data back.
+    fn complete(self, res: CqeResult) -> Self::Output;
+
+    /// The completion arrived after the future was dropped: release anything
+    /// it produced (for example close an accepted fd). Dropping `self` frees
+    /// the memory.
+    fn abandoned(self, res: CqeResult) {
+        let _ = res;
+    }
+}
+
+impl<T: Operation> Owned for T {
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+    fn discard(self: Box<Self>, res: CqeResult) {
+        (*self).abandoned(res);
+    }
+    fn discard_one(&mut self, _res: CqeResult) {}
+}
+
+/// A submitted operation; resolves to its output.
+#[derive(Debug)]
+pub(crate) struct Op<T: Operation> {
+    /// Where the operation is.
+    state: State<T>,
+}
+
+/// Lifecycle of an [`Op`].
+enum State<T> {
+    /// In the driver's table.
+    Submitted {
+        /// The driver holding it.
+        driver: Rc<Driver>,
+        /// Its table entry.
+        id: OpId,
+    },
+    /// Never reached the kernel (no runtime, or the queue refused it).
+    Failed(Box<T>, io::Error),
+    /// Output already returned.
+    Done,
+}
+
+impl<T> std::fmt::Debug for State<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            State::Submitted { id, .. } => write!(f, "Submitted({id:?})"),
+            State::Failed(_, e) => write!(f, "Failed({e})"),
+            State::Done => f.write_str("Done"),
+        }
+    }
+}
+
+impl<T: Operation> Op<T> {
+    /// Hands `op` to the current runtime's driver. Errors (no runtime) are
+    /// returned by the first poll, together with the owned data.
+    pub(crate) fn submit(op: T) -> Op<T> {
+        let op = Box::new(op);
+        let state = match driver::current() {
+            Ok(driver) => match driver.submit(op, false, T::entry) {
+                Ok(id) => State::Submitted { driver, id },
+                Err((op, e)) => State::Failed(op, e),
+            },
+            Err(e) => State::Failed(op, e),
+        };
+        Op { state }
+    }
+
+    /// Asks the kernel to end the operation early; the future still resolves
+    /// with whatever the kernel reports (often `ECANCELED`).
+    pub(crate) fn cancel(&self) {
+        if let State::Submitted { driver, id } = &self.state {
+            driver.cancel(*id);
+        }
+    }
+}
+
+impl<T: Operation> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = &mut *self;
+        match &this.state {
+            State::Submitted { driver, id } => {
+                let (data, res) = std::task::ready!(driver.poll_op(*id, cx));
+                this.state = State::Done;
+                let op = data
+                    .into_any()
+                    .downcast::<T>()
+                    .unwrap_or_else(|_| unreachable!("table entry holds the op's own type"));
+                Poll::Ready(op.complete(res))
+            }
+            State::Failed(..) => match std::mem::replace(&mut this.state, State::Done) {
+                State::Failed(op, e) => Poll::Ready(op.complete(CqeResult {
+                    result: Err(e),
+                    flags: 0,
+                })),
+                _ => unreachable!("matched Failed above"),
+            },
+            State::Done => panic!("Op polled after completion"),
+        }
+    }
+}
+
+impl<T: Operation> Drop for Op<T> {
+    fn drop(&mut self) {
+        if let State::Submitted { driver, id } = &self.state {
+            driver.release(*id, T::CANCEL_ON_DROP);
+        }
+    }
+}
+
+/// Offset meaning "the file's current position" (or none, for streams).
+pub(crate) const CURRENT_POS: u64 = u64::MAX;

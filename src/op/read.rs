@@ -1,0 +1,53 @@
+//! `IORING_OP_READ`: read into the spare capacity of a `BytesMut`.
+
+use std::io;
+
+use bytes::BytesMut;
+use io_uring::{opcode, squeue, types};
+
+use super::Operation;
+use crate::driver::{CqeResult, SharedFd};
+
+/// Reads into `buf[len..capacity]` at `offset` (or the current position /
+/// none, with [`CURRENT_POS`](super::CURRENT_POS)).
+#[derive(Debug)]
+pub(crate) struct Read {
+    /// Keeps the fd open while the kernel reads from it.
+    fd: SharedFd,
+    /// The kernel writes into its spare capacity; `len` grows by the result.
+    buf: BytesMut,
+    /// File offset, or `CURRENT_POS`.
+    offset: u64,
+}
+
+impl Read {
+    /// A read of at most `buf.capacity() - buf.len()` bytes.
+    pub(crate) fn new(fd: SharedFd, buf: BytesMut, offset: u64) -> Read {
+        Read { fd, buf, offset }
+    }
+}
+
+impl Operation for Read {
+    type Output = (io::Result<usize>, BytesMut);
+
+    fn entry(&mut self) -> squeue::Entry {
+        let spare = self.buf.spare_capacity_mut();
+        let len = u32::try_from(spare.len()).unwrap_or(u32::MAX);
+        opcode::Read::new(types::Fd(self.fd.raw()), spare.as_mut_ptr().cast(), len)
+            .offset(self.offset)
+            .build()
+    }
+
+    fn complete(mut self, res: CqeResult) -> Self::Output {
+        let n = match res.result {
+            Ok(n) => n as usize,
+            Err(e) => return (Err(e), self.buf),
+        };
+        let len = self.buf.len() + n;
+        assert!(len <= self.buf.capacity(), "kernel reported more than it was given");
+        // SAFETY: the kernel initialised `n` bytes after the old length
+        // (checked to lie within the capacity just above).
+        unsafe { self.buf.set_len(len) };
+        (Ok(n), self.buf)
+    }
+}

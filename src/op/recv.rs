@@ -1,0 +1,49 @@
+//! `IORING_OP_RECV`: receive from a socket into the spare capacity of a `BytesMut`.
+
+use std::io;
+
+use bytes::BytesMut;
+use io_uring::{opcode, squeue, types};
+
+use super::Operation;
+use crate::driver::{CqeResult, SharedFd};
+
+/// Receives at most `buf.capacity() - buf.len()` bytes.
+#[derive(Debug)]
+pub(crate) struct Recv {
+    /// Keeps the socket open while the kernel uses it.
+    fd: SharedFd,
+    /// The kernel writes into its spare capacity.
+    buf: BytesMut,
+}
+
+impl Recv {
+    /// A receive into `buf`'s spare capacity.
+    pub(crate) fn new(fd: SharedFd, buf: BytesMut) -> Recv {
+        Recv { fd, buf }
+    }
+}
+
+impl Operation for Recv {
+    type Output = (io::Result<usize>, BytesMut);
+    const CANCEL_ON_DROP: bool = true;
+
+    fn entry(&mut self) -> squeue::Entry {
+        let spare = self.buf.spare_capacity_mut();
+        let len = u32::try_from(spare.len()).unwrap_or(u32::MAX);
+        opcode::Recv::new(types::Fd(self.fd.raw()), spare.as_mut_ptr().cast(), len).build()
+    }
+
+    fn complete(mut self, res: CqeResult) -> Self::Output {
+        let n = match res.result {
+            Ok(n) => n as usize,
+            Err(e) => return (Err(e), self.buf),
+        };
+        let len = self.buf.len() + n;
+        assert!(len <= self.buf.capacity(), "kernel reported more than it was given");
+        // SAFETY: the kernel initialised `n` bytes after the old length
+        // (checked to lie within the capacity just above).
+        unsafe { self.buf.set_len(len) };
+        (Ok(n), self.buf)
+    }
+}

@@ -1,0 +1,41 @@
+//! `IORING_OP_SEND`: send a `Bytes` on a socket, without SIGPIPE.
+
+use std::io;
+
+use bytes::Bytes;
+use io_uring::{opcode, squeue, types};
+
+use super::Operation;
+use crate::driver::{CqeResult, SharedFd};
+
+/// Sends `buf` (the kernel may send less).
+#[derive(Debug)]
+pub(crate) struct Send {
+    /// Keeps the socket open while the kernel uses it.
+    fd: SharedFd,
+    /// The bytes the kernel reads.
+    buf: Bytes,
+}
+
+impl Send {
+    /// A send of `buf`.
+    pub(crate) fn new(fd: SharedFd, buf: Bytes) -> Send {
+        Send { fd, buf }
+    }
+}
+
+impl Operation for Send {
+    type Output = (io::Result<usize>, Bytes);
+    const CANCEL_ON_DROP: bool = true;
+
+    fn entry(&mut self) -> squeue::Entry {
+        let len = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
+        opcode::Send::new(types::Fd(self.fd.raw()), self.buf.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    }
+
+    fn complete(self, res: CqeResult) -> Self::Output {
+        (res.result.map(|n| n as usize), self.buf)
+    }
+}

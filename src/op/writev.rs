@@ -1,0 +1,77 @@
+//! `IORING_OP_WRITEV`: write several `Bytes` segments in one operation
+//! (files, pipes, terminals).
+
+use std::io;
+
+use bytes::Bytes;
+use io_uring::{opcode, squeue, types};
+
+use super::Operation;
+use crate::driver::{CqeResult, SharedFd};
+
+/// Most segments one vectored operation carries (well under `IOV_MAX`).
+pub(crate) const MAX_SEGMENTS: usize = 64;
+
+/// Writes `bufs` in order at `offset` (or the current position).
+pub(crate) struct Writev {
+    /// Keeps the fd open while the kernel uses it.
+    fd: SharedFd,
+    /// The segments; the kernel reads them through `iovecs`.
+    bufs: Vec<Bytes>,
+    /// One iovec per segment, pointing into `bufs`; heap memory that moves
+    /// with nothing.
+    iovecs: Vec<libc::iovec>,
+    /// File offset, or `CURRENT_POS`.
+    offset: u64,
+}
+
+impl Writev {
+    /// A vectored write of `bufs` (at most [`MAX_SEGMENTS`] of them).
+    pub(crate) fn new(fd: SharedFd, bufs: Vec<Bytes>, offset: u64) -> Writev {
+        debug_assert!(bufs.len() <= MAX_SEGMENTS);
+        Writev {
+            fd,
+            iovecs: iovecs(&bufs),
+            bufs,
+            offset,
+        }
+    }
+}
+
+/// iovecs describing `bufs`.
+pub(super) fn iovecs(bufs: &[Bytes]) -> Vec<libc::iovec> {
+    bufs.iter()
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect()
+}
+
+impl std::fmt::Debug for Writev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writev")
+            .field("fd", &self.fd)
+            .field("bufs", &self.bufs.len())
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operation for Writev {
+    type Output = (io::Result<usize>, Vec<Bytes>);
+
+    fn entry(&mut self) -> squeue::Entry {
+        opcode::Writev::new(
+            types::Fd(self.fd.raw()),
+            self.iovecs.as_ptr(),
+            self.iovecs.len() as u32,
+        )
+        .offset(self.offset)
+        .build()
+    }
+
+    fn complete(self, res: CqeResult) -> Self::Output {
+        (res.result.map(|n| n as usize), self.bufs)
+    }
+}

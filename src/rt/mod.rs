@@ -1,0 +1,249 @@
+//! The executor: a single-threaded runtime that drives the ring.
+//!
+//! Each tick polls every task that was woken, then makes one trip to the
+//! kernel that submits everything those polls queued and, when no task is
+//! ready, waits for the next completion.
+
+mod sched;
+mod task;
+pub mod time;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::driver::{self, Config, Driver, Probe};
+use sched::{Scheduler, MAIN};
+
+pub use task::{spawn, JoinError, JoinHandle};
+
+/// How long dropping a runtime waits for the kernel to return cancelled
+/// operations before it leaks (never frees) what is left.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// A single-threaded io_uring runtime.
+///
+/// ```
+/// let rt = uring_bufio::Runtime::new()?;
+/// let n = rt.block_on(async {
+///     let task = uring_bufio::spawn(async { 40 + 2 });
+///     task.await.unwrap()
+/// });
+/// assert_eq!(n, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Runtime {
+    /// The kernel queue.
+    driver: Rc<Driver>,
+    /// The tasks.
+    sched: Rc<Scheduler>,
+    /// How long `block_on` keeps finishing background flushes of dropped
+    /// writers after its future returned.
+    linger: Duration,
+}
+
+/// Settings for a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    /// Submission queue size.
+    entries: u32,
+    /// Background flush limit.
+    linger: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            entries: 256,
+            linger: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Builder {
+    /// Submission queue entries (default 256; the kernel rounds up to a
+    /// power of two). A full queue is submitted and refilled, never dropped,
+    /// so even 8 works for any number of operations.
+    pub fn entries(&mut self, entries: u32) -> &mut Builder {
+        self.entries = entries;
+        self
+    }
+
+    /// How long [`Runtime::block_on`] keeps running, after its future
+    /// finished, to complete the background flushes of `BufWriter`s dropped
+    /// with unwritten data (default 10 s).
+    pub fn linger(&mut self, limit: Duration) -> &mut Builder {
+        self.linger = limit;
+        self
+    }
+
+    /// Builds the runtime: sets up the ring and probes the kernel.
+    pub fn build(&self) -> io::Result<Runtime> {
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake_fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The scheduler owns the eventfd from here on (closed with it).
+        let sched = Rc::new(Scheduler::new(wake_fd));
+        let driver = Rc::new(Driver::new(
+            &Config {
+                entries: self.entries,
+            },
+            wake_fd,
+        )?);
+        Ok(Runtime {
+            driver,
+            sched,
+            linger: self.linger,
+        })
+    }
+}
+
+thread_local! {
+    /// The scheduler of the runtime running on this thread.
+    static SCHED: RefCell<Option<Rc<Scheduler>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the current scheduler, if a runtime runs on this thread.
+pub(crate) fn with_sched<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
+    let sched = SCHED.with(|s| s.borrow().clone())?;
+    Some(f(&sched))
+}
+
+/// Makes a runtime current on this thread for the guard's lifetime.
+struct Enter {
+    /// Restores the driver on drop.
+    _driver: driver::EnterGuard,
+    /// The scheduler that was current before.
+    prev: Option<Rc<Scheduler>>,
+}
+
+impl Enter {
+    /// Enters `rt`; panics if a runtime already runs on this thread.
+    fn new(rt: &Runtime) -> Enter {
+        let prev = SCHED.with(|s| s.borrow_mut().replace(rt.sched.clone()));
+        if prev.is_some() {
+            SCHED.with(|s| *s.borrow_mut() = prev);
+            panic!("cannot start a uring-bufio runtime from within a runtime");
+        }
+        Enter {
+            _driver: driver::enter(rt.driver.clone()),
+            prev,
+        }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        SCHED.with(|s| *s.borrow_mut() = prev);
+    }
+}
+
+impl Runtime {
+    /// A runtime with default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::default().build()
+    }
+
+    /// Settings for a runtime.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// What the kernel supports, probed when the runtime started.
+    pub fn probe(&self) -> Probe {
+        self.driver.probe()
+    }
+
+    /// The io_uring fd. It is readable while completions wait to be reaped,
+    /// so another event loop can watch it.
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.driver.as_raw_fd()
+    }
+
+    /// Runs `future` to completion on this thread, together with the tasks
+    /// it spawns. After it finished, background flushes of dropped
+    /// `BufWriter`s are completed (see [`Builder::linger`]).
+    ///
+    /// # Panics
+    /// If called from within a runtime, or if the kernel queue fails
+    /// unrecoverably.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _enter = Enter::new(self);
+        let mut future = pin!(future);
+        let main_handle = self.sched.waker(MAIN, false);
+        let main = Waker::from(main_handle.clone());
+        let mut ready = VecDeque::new();
+        // The main future is polled first, without waiting for a wake-up.
+        let mut main_woken = true;
+        let mut output = None;
+        let mut linger_deadline = None;
+        loop {
+            if main_woken && output.is_none() {
+                Scheduler::unmark(&main_handle);
+                if let std::task::Poll::Ready(v) = sched::poll_with(future.as_mut(), &main) {
+                    output = Some(v);
+                }
+            }
+            main_woken = false;
+            self.sched.take_ready(&mut ready);
+            for id in ready.drain(..) {
+                if id == MAIN {
+                    main_woken = true;
+                } else {
+                    self.sched.run(id);
+                }
+            }
+            if output.is_some() {
+                if self.sched.lingering() == 0 {
+                    break;
+                }
+                let deadline = *linger_deadline.get_or_insert_with(|| Instant::now() + self.linger);
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            self.turn(main_woken, linger_deadline);
+        }
+        // Submit whatever the last polls queued (cancels of dropped operations).
+        let _ = self.driver.turn(false, None);
+        output.expect("loop ends only with the output")
+    }
+
+    /// One trip to the kernel; sleeps only when no task is ready.
+    fn turn(&self, main_woken: bool, deadline: Option<Instant>) {
+        let wait = !main_woken && self.sched.park();
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let res = self.driver.turn(wait, timeout);
+        if wait {
+            self.sched.unpark();
+        }
+        if let Err(e) = res {
+            panic!("uring-bufio: the kernel queue failed: {e}");
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _driver = driver::enter(self.driver.clone());
+        // Dropping tasks releases their operations (abandoned, cancelled).
+        self.sched.close();
+        let leaked = self.driver.shutdown(SHUTDOWN_LIMIT);
+        if leaked > 0 {
+            eprintln!(
+                "uring-bufio: {leaked} operations did not complete within {SHUTDOWN_LIMIT:?} of \
+                 shutdown; their memory is leaked rather than freed while the kernel may use it"
+            );
+        }
+    }
+}
