@@ -9,6 +9,12 @@ mod driver;
 mod op;
 mod rt;
 
+pub mod fs;
+pub mod net;
+mod source;
+pub mod stdio;
+
 pub use driver::Probe;
 pub use rt::time;
 pub use rt::{spawn, Builder, JoinError, JoinHandle, Runtime};
+pub use source::{ReadSource, WriteSink};

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 /// the kernel still uses it), or handed to an async close by
 /// [`SharedFd::poll_unique`] + [`SharedFd::into_raw`].
 #[derive(Clone, Debug)]
-pub(crate) struct SharedFd {
+pub struct SharedFd {
     /// The shared fd; `Rc` count = source + operations in flight.
     inner: Rc<Inner>,
 }

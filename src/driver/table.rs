@@ -44,7 +44,7 @@ impl OpId {
 }
 
 /// Kernel-facing data of one operation, type-erased so the table can hold any.
-pub(crate) trait Owned: 'static {
+pub trait Owned: 'static {
     /// Hands the data back to the typed future that collects it.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     /// The completion arrived but nobody will collect it: release what it

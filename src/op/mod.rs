@@ -48,7 +48,7 @@ pub(crate) use write::Write;
 pub(crate) use writev::Writev;
 
 /// One kernel operation and the memory it owns.
-pub(crate) trait Operation: Sized + 'static {
+pub trait Operation: Sized + 'static {
     /// What the caller gets back (usually the result and the owned buffer).
     type Output;
 
@@ -83,7 +83,7 @@ impl<T: Operation> Owned for T {
 
 /// A submitted operation; resolves to its output.
 #[derive(Debug)]
-pub(crate) struct Op<T: Operation> {
+pub struct Op<T: Operation> {
     /// Where the operation is.
     state: State<T>,
 }
