@@ -1,0 +1,338 @@
+//! TCP: [`TcpListener`], [`TcpStream`] and the stream's owned halves
+//! [`OwnedReadHalf`] / [`OwnedWriteHalf`].
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use bytes::{Bytes, BytesMut};
+
+use super::{addr, socket};
+use crate::driver::SharedFd;
+use crate::op::{self, Op};
+use crate::source::{self, ReadSource, WriteSink, sealed};
+
+/// A TCP socket listening for connections.
+///
+/// ```
+/// use uring_bufio::net::{TcpListener, TcpStream};
+/// # uring_bufio::Runtime::new().unwrap().block_on(async {
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let client = TcpStream::connect(listener.local_addr()?).await?;
+/// let (server, peer) = listener.accept().await?;
+/// assert_eq!(peer, client.local_addr()?);
+/// assert_eq!(server.peer_addr()?, client.local_addr()?);
+/// # Ok::<(), std::io::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    /// The listening socket (blocking mode; io_uring waits for connections).
+    fd: SharedFd,
+}
+
+impl TcpListener {
+    /// Binds a listener to the first of `addr`'s addresses that works (as
+    /// [`std::net::TcpListener::bind`]; name resolution blocks).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        std::net::TcpListener::bind(addr).map(TcpListener::from_std)
+    }
+
+    /// Takes over a std listener.
+    pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
+        TcpListener {
+            fd: SharedFd::new(OwnedFd::from(listener)),
+        }
+    }
+
+    /// Waits for a connection; returns it and the peer's address.
+    ///
+    /// Cancel safe: if the future is dropped after the kernel accepted a
+    /// connection, that connection is closed, never leaked.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, storage, len) = Op::submit(op::Accept::new(self.fd.clone())).await?;
+        let stream = TcpStream {
+            fd: SharedFd::new(fd),
+        };
+        Ok((stream, addr::socket_addr_from_raw(&storage, len)?))
+    }
+
+    /// The address the listener is bound to (with the port the kernel chose
+    /// for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket::with_std(&self.fd, std::net::TcpListener::local_addr)
+    }
+
+    /// Closes the listener once no accept is in flight, and reports errors
+    /// dropping would ignore.
+    pub async fn close(self) -> io::Result<()> {
+        source::close(self.fd).await
+    }
+}
+
+/// A TCP connection.
+///
+/// Read and write with owned buffers ([`read`](TcpStream::read),
+/// [`write_all`](TcpStream::write_all)), or hand it to the buffered layer.
+/// [`into_split`](TcpStream::into_split) gives halves that two tasks can use
+/// at once.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use uring_bufio::net::{TcpListener, TcpStream};
+/// # uring_bufio::Runtime::new().unwrap().block_on(async {
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let client = TcpStream::connect(listener.local_addr()?).await?;
+/// let (server, _) = listener.accept().await?;
+/// client.write_all("ping").await.0?;
+/// let (n, buf) = server.read(BytesMut::with_capacity(64)).await;
+/// assert_eq!(&buf[..n?], b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpStream {
+    /// The connected socket (blocking mode; io_uring waits for readiness).
+    fd: SharedFd,
+}
+
+impl TcpStream {
+    /// Connects to `addr`, trying each resolved address in turn; fails with
+    /// the last address's error. Name resolution blocks the thread.
+    ///
+    /// Cancel safe: a dropped connect closes its socket once the kernel is
+    /// done with it.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last = None;
+        for addr in addr.to_socket_addrs()? {
+            match connect_one(&addr).await {
+                Ok(fd) => return Ok(TcpStream { fd }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "address resolved to no addresses",
+            )
+        }))
+    }
+
+    /// Takes over a connected std stream.
+    pub fn from_std(stream: std::net::TcpStream) -> TcpStream {
+        TcpStream {
+            fd: SharedFd::new(OwnedFd::from(stream)),
+        }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        peer_addr(&self.fd)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(&self.fd)
+    }
+
+    /// Sets `TCP_NODELAY` (send small segments at once, no Nagle delay).
+    ///
+    /// ```
+    /// # use uring_bufio::net::{TcpListener, TcpStream};
+    /// # uring_bufio::Runtime::new().unwrap().block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?).await?;
+    /// stream.set_nodelay(true)?;
+    /// assert!(stream.nodelay()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        socket::with_std(&self.fd, |s: &std::net::TcpStream| s.set_nodelay(nodelay))
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        socket::with_std(&self.fd, std::net::TcpStream::nodelay)
+    }
+
+    /// Splits into a read half and a write half, which may live in different
+    /// tasks. The socket closes when both are dropped.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let read = OwnedReadHalf {
+            fd: self.fd.clone(),
+        };
+        (read, OwnedWriteHalf { fd: self.fd })
+    }
+
+    /// Receives into `buf`'s spare capacity and appends; returns how many
+    /// bytes arrived, `0` at end of stream (or if `buf` has no spare
+    /// capacity), and the buffer.
+    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        socket::read(&self.fd, buf).await
+    }
+
+    /// Sends a prefix of `buf`; returns its length and the buffer.
+    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
+        socket::write(&self.fd, buf.into()).await
+    }
+
+    /// Sends all of `buf`, resuming short sends; returns the buffer. A send
+    /// that accepts nothing is a `WriteZero` error.
+    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
+        socket::write_all(&self.fd, buf.into()).await
+    }
+
+    /// Shuts down the read, write or both directions. After
+    /// `Shutdown::Write` the peer reads end of stream.
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        socket::shutdown(&self.fd, how).await
+    }
+
+    /// Closes the connection once no operation is in flight on it, and
+    /// reports errors dropping would ignore.
+    pub async fn close(self) -> io::Result<()> {
+        source::close(self.fd).await
+    }
+}
+
+/// A new socket of `addr`'s family, connected to it.
+async fn connect_one(addr: &SocketAddr) -> io::Result<SharedFd> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    socket::connect(domain, addr::socket_addr_to_raw(addr)).await
+}
+
+/// The peer address of the connected socket `fd`.
+fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
+    socket::with_std(fd, std::net::TcpStream::peer_addr)
+}
+
+/// The local address of the socket `fd`.
+fn local_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
+    socket::with_std(fd, std::net::TcpStream::local_addr)
+}
+
+/// The reading half of a [`TcpStream`], from [`TcpStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedReadHalf {
+    /// The stream's socket, shared with the write half.
+    fd: SharedFd,
+}
+
+impl OwnedReadHalf {
+    /// As [`TcpStream::read`].
+    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        socket::read(&self.fd, buf).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        peer_addr(&self.fd)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(&self.fd)
+    }
+}
+
+/// The writing half of a [`TcpStream`], from [`TcpStream::into_split`].
+///
+/// Dropping it does *not* shut down the write direction (the read half keeps
+/// the socket open): call [`shutdown`](OwnedWriteHalf::shutdown) for the peer
+/// to see end of stream before the read half is dropped too.
+#[derive(Debug)]
+pub struct OwnedWriteHalf {
+    /// The stream's socket, shared with the read half.
+    fd: SharedFd,
+}
+
+impl OwnedWriteHalf {
+    /// As [`TcpStream::write`].
+    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
+        socket::write(&self.fd, buf.into()).await
+    }
+
+    /// As [`TcpStream::write_all`].
+    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
+        socket::write_all(&self.fd, buf.into()).await
+    }
+
+    /// Shuts down the write direction: the peer reads end of stream.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        socket::shutdown(&self.fd, Shutdown::Write).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        peer_addr(&self.fd)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(&self.fd)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl sealed::Fd for TcpStream {
+    fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+impl sealed::Read for TcpStream {}
+impl sealed::Write for TcpStream {
+    fn is_socket(&self) -> bool {
+        true
+    }
+}
+impl ReadSource for TcpStream {}
+impl WriteSink for TcpStream {}
+
+impl sealed::Fd for OwnedReadHalf {
+    fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+impl sealed::Read for OwnedReadHalf {}
+impl ReadSource for OwnedReadHalf {}
+
+impl sealed::Fd for OwnedWriteHalf {
+    fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+impl sealed::Write for OwnedWriteHalf {
+    fn is_socket(&self) -> bool {
+        true
+    }
+}
+impl WriteSink for OwnedWriteHalf {}

@@ -1,0 +1,301 @@
+//! Unix domain stream sockets: [`UnixListener`], [`UnixStream`] and the
+//! stream's owned halves [`OwnedReadHalf`] / [`OwnedWriteHalf`].
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{self as std_unix, SocketAddr};
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{addr, socket};
+use crate::driver::SharedFd;
+use crate::op::{self, Op};
+use crate::source::{self, ReadSource, WriteSink, sealed};
+
+/// A Unix domain socket listening for connections.
+///
+/// ```
+/// use uring_bufio::net::{UnixListener, UnixStream};
+/// # let dir = tempfile::tempdir()?;
+/// # uring_bufio::Runtime::new().unwrap().block_on(async {
+/// let path = dir.path().join("sock");
+/// let listener = UnixListener::bind(&path)?;
+/// let client = UnixStream::connect(&path).await?;
+/// let (server, _peer) = listener.accept().await?;
+/// assert_eq!(client.peer_addr()?.as_pathname(), Some(path.as_path()));
+/// # Ok::<(), std::io::Error>(())
+/// # })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct UnixListener {
+    /// The listening socket (blocking mode; io_uring waits for connections).
+    fd: SharedFd,
+}
+
+impl UnixListener {
+    /// Binds a listener to the socket file `path`, which must not exist yet.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        std_unix::UnixListener::bind(path).map(UnixListener::from_std)
+    }
+
+    /// Takes over a std listener.
+    pub fn from_std(listener: std_unix::UnixListener) -> UnixListener {
+        UnixListener {
+            fd: SharedFd::new(OwnedFd::from(listener)),
+        }
+    }
+
+    /// Waits for a connection; returns it and the peer's address (usually
+    /// unnamed: clients rarely bind).
+    ///
+    /// Cancel safe: if the future is dropped after the kernel accepted a
+    /// connection, that connection is closed, never leaked.
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (fd, _, _) = Op::submit(op::Accept::new(self.fd.clone())).await?;
+        let stream = UnixStream {
+            fd: SharedFd::new(fd),
+        };
+        // std cannot build a unix `SocketAddr` from raw parts; ask the kernel.
+        let peer = stream.peer_addr()?;
+        Ok((stream, peer))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket::with_std(&self.fd, std_unix::UnixListener::local_addr)
+    }
+
+    /// Closes the listener once no accept is in flight, and reports errors
+    /// dropping would ignore. The socket file stays; remove it yourself.
+    pub async fn close(self) -> io::Result<()> {
+        source::close(self.fd).await
+    }
+}
+
+/// A Unix domain stream connection.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use uring_bufio::net::UnixStream;
+/// # uring_bufio::Runtime::new().unwrap().block_on(async {
+/// let (a, b) = UnixStream::pair()?;
+/// a.write_all("ping").await.0?;
+/// let (n, buf) = b.read(BytesMut::with_capacity(64)).await;
+/// assert_eq!(&buf[..n?], b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UnixStream {
+    /// The connected socket (blocking mode; io_uring waits for readiness).
+    fd: SharedFd,
+}
+
+impl UnixStream {
+    /// Connects to the socket file `path`.
+    ///
+    /// Cancel safe: a dropped connect closes its socket once the kernel is
+    /// done with it.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let raw = addr::unix_path_to_raw(path.as_ref())?;
+        let fd = socket::connect(libc::AF_UNIX, raw).await?;
+        Ok(UnixStream { fd })
+    }
+
+    /// Two streams connected to each other (`socketpair`, close-on-exec).
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std_unix::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a), UnixStream::from_std(b)))
+    }
+
+    /// Takes over a connected std stream.
+    pub fn from_std(stream: std_unix::UnixStream) -> UnixStream {
+        UnixStream {
+            fd: SharedFd::new(OwnedFd::from(stream)),
+        }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        peer_addr(&self.fd)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(&self.fd)
+    }
+
+    /// Splits into a read half and a write half, which may live in different
+    /// tasks. The socket closes when both are dropped.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let read = OwnedReadHalf {
+            fd: self.fd.clone(),
+        };
+        (read, OwnedWriteHalf { fd: self.fd })
+    }
+
+    /// Receives into `buf`'s spare capacity and appends; returns how many
+    /// bytes arrived, `0` at end of stream (or if `buf` has no spare
+    /// capacity), and the buffer.
+    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        socket::read(&self.fd, buf).await
+    }
+
+    /// Sends a prefix of `buf`; returns its length and the buffer.
+    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
+        socket::write(&self.fd, buf.into()).await
+    }
+
+    /// Sends all of `buf`, resuming short sends; returns the buffer. A send
+    /// that accepts nothing is a `WriteZero` error.
+    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
+        socket::write_all(&self.fd, buf.into()).await
+    }
+
+    /// Shuts down the read, write or both directions. After
+    /// `Shutdown::Write` the peer reads end of stream.
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        socket::shutdown(&self.fd, how).await
+    }
+
+    /// Closes the connection once no operation is in flight on it, and
+    /// reports errors dropping would ignore.
+    pub async fn close(self) -> io::Result<()> {
+        source::close(self.fd).await
+    }
+}
+
+/// The peer address of the connected socket `fd`.
+fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
+    socket::with_std(fd, std_unix::UnixStream::peer_addr)
+}
+
+/// The local address of the socket `fd`.
+fn local_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
+    socket::with_std(fd, std_unix::UnixStream::local_addr)
+}
+
+/// The reading half of a [`UnixStream`], from [`UnixStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedReadHalf {
+    /// The stream's socket, shared with the write half.
+    fd: SharedFd,
+}
+
+impl OwnedReadHalf {
+    /// As [`UnixStream::read`].
+    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        socket::read(&self.fd, buf).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        peer_addr(&self.fd)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(&self.fd)
+    }
+}
+
+/// The writing half of a [`UnixStream`], from [`UnixStream::into_split`].
+///
+/// Dropping it does *not* shut down the write direction (the read half keeps
+/// the socket open): call [`shutdown`](OwnedWriteHalf::shutdown) for the peer
+/// to see end of stream before the read half is dropped too.
+#[derive(Debug)]
+pub struct OwnedWriteHalf {
+    /// The stream's socket, shared with the read half.
+    fd: SharedFd,
+}
+
+impl OwnedWriteHalf {
+    /// As [`UnixStream::write`].
+    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
+        socket::write(&self.fd, buf.into()).await
+    }
+
+    /// As [`UnixStream::write_all`].
+    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
+        socket::write_all(&self.fd, buf.into()).await
+    }
+
+    /// Shuts down the write direction: the peer reads end of stream.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        socket::shutdown(&self.fd, Shutdown::Write).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        peer_addr(&self.fd)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(&self.fd)
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl sealed::Fd for UnixStream {
+    fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+impl sealed::Read for UnixStream {}
+impl sealed::Write for UnixStream {
+    fn is_socket(&self) -> bool {
+        true
+    }
+}
+impl ReadSource for UnixStream {}
+impl WriteSink for UnixStream {}
+
+impl sealed::Fd for OwnedReadHalf {
+    fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+impl sealed::Read for OwnedReadHalf {}
+impl ReadSource for OwnedReadHalf {}
+
+impl sealed::Fd for OwnedWriteHalf {
+    fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+impl sealed::Write for OwnedWriteHalf {
+    fn is_socket(&self) -> bool {
+        true
+    }
+}
+impl WriteSink for OwnedWriteHalf {}
