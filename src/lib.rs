@@ -5,11 +5,13 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("uring-bufio runs on Linux only: it is built on io_uring");
 
+mod buf;
 mod driver;
 mod op;
 mod rt;
 
 pub mod fs;
+pub mod io;
 pub mod net;
 mod source;
 pub mod stdio;

@@ -48,13 +48,13 @@ pub(crate) mod sealed {
 /// A source [`BufReader`](crate::io::BufReader) can read from: [`File`](crate::fs::File),
 /// [`TcpStream`](crate::net::TcpStream) and its read half,
 /// [`UnixStream`](crate::net::UnixStream) and its read half, [`Stdin`](crate::stdio::Stdin).
-pub trait ReadSource: sealed::Read + 'static {}
+pub trait ReadSource: sealed::Read + Unpin + 'static {}
 
 /// A sink [`BufWriter`](crate::io::BufWriter) can write to: [`File`](crate::fs::File),
 /// [`TcpStream`](crate::net::TcpStream) and its write half,
 /// [`UnixStream`](crate::net::UnixStream) and its write half,
 /// [`Stdout`](crate::stdio::Stdout), [`Stderr`](crate::stdio::Stderr).
-pub trait WriteSink: sealed::Write + 'static {}
+pub trait WriteSink: sealed::Write + Unpin + 'static {}
 
 /// Closes `fd` once no operation holds it any more, and reports the result.
 pub(crate) async fn close(fd: SharedFd) -> io::Result<()> {

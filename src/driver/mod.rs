@@ -137,11 +137,6 @@ impl Driver {
         self.inner.borrow().ring.as_raw_fd()
     }
 
-    /// Number of operations in the table (in flight or waiting to be collected).
-    pub(crate) fn in_flight(&self) -> usize {
-        self.inner.borrow().table.live()
-    }
-
     /// Takes ownership of `data` and queues its submission entry.
     ///
     /// `build` is called once `data` sits at its final heap address; the entry
@@ -180,12 +175,6 @@ impl Driver {
         self.inner.borrow_mut().table.poll(id, cx)
     }
 
-    /// Polls a multishot entry for its next completion; `true` with the
-    /// result means it was the last one and the entry is gone.
-    pub(crate) fn poll_multishot(&self, id: OpId, cx: &mut Context<'_>) -> Poll<(CqeResult, bool)> {
-        self.inner.borrow_mut().table.poll_multishot(id, cx)
-    }
-
     /// The future waiting on `id` went away. If the kernel still owns the
     /// entry and `cancel` is set, an async cancel is queued.
     pub(crate) fn release(&self, id: OpId, cancel: bool) {
@@ -195,12 +184,6 @@ impl Driver {
                 inner.cancel(id);
             }
         }
-    }
-
-    /// Like [`Driver::release`] but the entry stays owned by the future: only
-    /// asks the kernel to end the operation early.
-    pub(crate) fn cancel(&self, id: OpId) {
-        self.inner.borrow_mut().cancel(id);
     }
 
     /// One trip to the kernel: submit everything queued, wait for at least

@@ -45,7 +45,7 @@ pub(crate) use sendmsg::SendMsg;
 pub(crate) use shutdown::Shutdown;
 pub(crate) use timeout::Timeout;
 pub(crate) use write::Write;
-pub(crate) use writev::Writev;
+pub(crate) use writev::{Writev, MAX_SEGMENTS};
 
 /// One kernel operation and the memory it owns.
 pub trait Operation: Sized + 'static {
@@ -126,14 +126,6 @@ impl<T: Operation> Op<T> {
             Err(e) => State::Failed(op, e),
         };
         Op { state }
-    }
-
-    /// Asks the kernel to end the operation early; the future still resolves
-    /// with whatever the kernel reports (often `ECANCELED`).
-    pub(crate) fn cancel(&self) {
-        if let State::Submitted { driver, id } = &self.state {
-            driver.cancel(*id);
-        }
     }
 }
 

@@ -29,6 +29,8 @@ impl Read {
 
 impl Operation for Read {
     type Output = (io::Result<usize>, BytesMut);
+    // Reads on sockets, pipes and terminals may never complete.
+    const CANCEL_ON_DROP: bool = true;
 
     fn entry(&mut self) -> squeue::Entry {
         let spare = self.buf.spare_capacity_mut();

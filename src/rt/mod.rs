@@ -22,6 +22,7 @@ use crate::driver::{self, Config, Driver, Probe};
 use sched::{Scheduler, MAIN};
 
 pub use task::{spawn, JoinError, JoinHandle};
+pub(crate) use task::spawn_lingering;
 
 /// How long dropping a runtime waits for the kernel to return cancelled
 /// operations before it leaks (never frees) what is left.

@@ -209,3 +209,25 @@ impl<T> Future for JoinHandle<T> {
         Poll::Pending
     }
 }
+
+/// Spawns a background task that `block_on` finishes before returning (the
+/// flush of a dropped writer). Returns false, dropping `future`, when no
+/// runtime runs here or it is shutting down.
+pub(crate) fn spawn_lingering<F: Future<Output = ()> + 'static>(future: F) -> bool {
+    /// Counts the task out of the lingering set when it ends or is dropped.
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            super::with_sched(|s| s.add_lingering(-1));
+        }
+    }
+    if super::with_sched(|s| s.add_lingering(1)).is_none() {
+        return false;
+    }
+    let counted = Counted;
+    let spawned = try_spawn(async move {
+        let _counted = counted;
+        future.await;
+    });
+    spawned.is_some()
+}

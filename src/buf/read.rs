@@ -1,0 +1,192 @@
+//! A reader's buffer.
+
+use bytes::{Buf, BytesMut};
+
+/// Result of looking for a record in the filled bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// The delimiter is at this index of `filled()`.
+    At(usize),
+    /// No delimiter yet; more bytes are needed.
+    NeedMore,
+    /// No delimiter within the maximum record length.
+    TooLong,
+}
+
+/// The filled bytes of a reader and the spare room for the next read.
+///
+/// Invariants: `deferred <= data.len()`; `scanned <= filled().len()`; while a
+/// read is in flight, `data.capacity() == data.len()` (the spare part belongs
+/// to the operation).
+#[derive(Debug)]
+pub(crate) struct ReadBuffer {
+    /// Filled, not yet consumed bytes; spare capacity receives the next read.
+    data: BytesMut,
+    /// Leading bytes of `data` lent out by the last borrowing call
+    /// (`next_line`...), consumed when the next call starts.
+    deferred: usize,
+    /// Leading bytes of `filled()` already searched for the delimiter
+    /// without finding it, so a growing record is scanned once.
+    scanned: usize,
+    /// Size the buffer is filled up to by one read.
+    capacity: usize,
+}
+
+impl ReadBuffer {
+    /// An empty buffer that reads up to `capacity` bytes at a time; memory is
+    /// taken at the first read.
+    pub(crate) fn new(capacity: usize) -> ReadBuffer {
+        ReadBuffer {
+            data: BytesMut::new(),
+            deferred: 0,
+            scanned: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Size of one read.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes filled and not consumed.
+    pub(crate) fn filled(&self) -> &[u8] {
+        &self.data[self.deferred..]
+    }
+
+    /// The bytes lent out by the last borrowing call.
+    pub(crate) fn lent(&self) -> &[u8] {
+        &self.data[..self.deferred]
+    }
+
+    /// Consumes what the last borrowing call lent out.
+    pub(crate) fn settle(&mut self) {
+        if self.deferred > 0 {
+            self.data.advance(self.deferred);
+            self.deferred = 0;
+        }
+    }
+
+    /// Marks `n` filled bytes consumed (clamped to what is filled).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.settle();
+        let n = n.min(self.data.len());
+        self.data.advance(n);
+        self.scanned = self.scanned.saturating_sub(n);
+    }
+
+    /// Lends out `n` filled bytes: they stay readable until the next call,
+    /// which consumes them.
+    pub(crate) fn defer(&mut self, n: usize) {
+        debug_assert!(self.deferred == 0, "lend only after settle");
+        self.deferred = n.min(self.data.len());
+        self.scanned = 0;
+    }
+
+    /// The filled bytes as the `BytesMut` a decoder works on (settled first).
+    pub(crate) fn bytes_mut(&mut self) -> &mut BytesMut {
+        self.settle();
+        self.scanned = 0;
+        &mut self.data
+    }
+
+    /// Spare capacity after the filled bytes.
+    pub(crate) fn spare(&self) -> usize {
+        self.data.capacity() - self.data.len()
+    }
+
+    /// Looks for `delim` in the filled bytes, within `max` bytes of the start.
+    pub(crate) fn find(&mut self, delim: u8, max: usize) -> Found {
+        let filled = self.filled();
+        let limit = filled.len().min(max.saturating_add(1));
+        let from = self.scanned.min(limit);
+        match memchr::memchr(delim, &filled[from..limit]) {
+            Some(i) => Found::At(from + i),
+            None if filled.len() > max => Found::TooLong,
+            None => {
+                self.scanned = limit;
+                Found::NeedMore
+            }
+        }
+    }
+
+    /// Splits off spare room of at least `min` bytes (and at least one read's
+    /// worth when the buffer is empty) for a read; returns an empty
+    /// `BytesMut` whose capacity is the room. Give it back with
+    /// [`ReadBuffer::put_back`].
+    pub(crate) fn take_spare(&mut self, min: usize) -> BytesMut {
+        self.settle();
+        let want = if self.data.is_empty() {
+            self.capacity.max(min)
+        } else {
+            min.max(1)
+        };
+        if self.spare() < want {
+            // Reclaims consumed room in place when the buffer is not shared
+            // (no read in flight, no frame alive); else allocates anew. Memory
+            // an operation owns is never moved: it holds its own handle.
+            self.data.reserve(want);
+        }
+        self.data.split_off(self.data.len())
+    }
+
+    /// Joins a read's buffer back (O(1) when it is still adjacent).
+    pub(crate) fn put_back(&mut self, tail: BytesMut) {
+        self.settle();
+        self.data.unsplit(tail);
+    }
+
+    /// Drops every filled byte (for `into_inner`-like paths); returns how
+    /// many there were.
+    pub(crate) fn discard(&mut self) -> usize {
+        self.settle();
+        let n = self.data.len();
+        self.data.clear();
+        self.scanned = 0;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled_with(bytes: &[u8], cap: usize) -> ReadBuffer {
+        let mut b = ReadBuffer::new(cap);
+        let mut tail = b.take_spare(bytes.len());
+        tail.extend_from_slice(bytes);
+        b.put_back(tail);
+        b
+    }
+
+    #[test]
+    fn find_scans_incrementally_and_bounds_records() {
+        let mut b = filled_with(b"abc", 16);
+        assert_eq!(b.find(b'\n', 8), Found::NeedMore);
+        let mut tail = b.take_spare(4);
+        tail.extend_from_slice(b"d\nxy");
+        b.put_back(tail);
+        assert_eq!(b.find(b'\n', 8), Found::At(4));
+        b.defer(5);
+        assert_eq!(b.filled(), b"xy");
+        b.settle();
+        assert_eq!(b.find(b'\n', 1), Found::TooLong);
+    }
+
+    #[test]
+    fn take_spare_never_shares_room_with_filled_bytes() {
+        let mut b = filled_with(b"hello", 8);
+        let tail = b.take_spare(8);
+        assert!(tail.capacity() >= 8);
+        assert_eq!(b.spare(), 0, "spare room belongs to the read while in flight");
+        b.put_back(tail);
+        assert_eq!(b.filled(), b"hello");
+    }
+
+    #[test]
+    fn consume_clamps() {
+        let mut b = filled_with(b"abc", 8);
+        b.consume(10);
+        assert!(b.filled().is_empty());
+    }
+}

@@ -1,0 +1,141 @@
+//! `Frames`: a tokio-util `Decoder` run on the reader's own buffer.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
+use tokio_util::codec::Decoder;
+
+use super::BufReader;
+use crate::source::ReadSource;
+
+/// Default longest frame: the same as tokio-util's `LengthDelimitedCodec`.
+const DEFAULT_MAX_FRAME: usize = 8 * 1024 * 1024;
+
+impl<S: ReadSource> BufReader<S> {
+    /// The items `decoder` cuts out of the stream, as a `Stream`.
+    ///
+    /// The decoder works directly on the reader's buffer, which is a
+    /// `BytesMut` the kernel reads into: a frame it splits off (such as
+    /// `LengthDelimitedCodec`'s `BytesMut`, frozen to `Bytes` if you like)
+    /// points into memory the kernel filled, with no copy in between.
+    /// The buffer keeps at most [`Frames::max_frame_len`] bytes waiting for
+    /// one frame (default 8 MiB); more is an `InvalidData` error.
+    ///
+    /// Cancel safety: dropping a `next()` future consumes nothing.
+    pub fn frames<D: Decoder>(self, decoder: D) -> Frames<S, D> {
+        Frames {
+            reader: self,
+            decoder,
+            max_frame: DEFAULT_MAX_FRAME,
+            state: State::Reading,
+        }
+    }
+}
+
+/// Stream of decoded frames; see [`BufReader::frames`].
+#[derive(Debug)]
+pub struct Frames<S, D> {
+    /// The reader whose buffer the decoder works on.
+    reader: BufReader<S>,
+    /// The decoder.
+    decoder: D,
+    /// Most bytes buffered while waiting for one frame.
+    max_frame: usize,
+    /// Where the stream is.
+    state: State,
+}
+
+/// Lifecycle of a [`Frames`] stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Decoding and reading more as needed.
+    Reading,
+    /// The stream ended: `decode_eof` drains what is left.
+    Draining,
+    /// Ended, by the end of the stream or an error.
+    Done,
+}
+
+impl<S: ReadSource, D: Decoder> Frames<S, D> {
+    /// Sets the most bytes buffered while waiting for one frame.
+    pub fn set_max_frame_len(&mut self, max: usize) {
+        self.max_frame = max.max(1);
+    }
+
+    /// The most bytes buffered while waiting for one frame.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame
+    }
+
+    /// The reader.
+    pub fn get_ref(&self) -> &BufReader<S> {
+        &self.reader
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &D {
+        &self.decoder
+    }
+
+    /// The decoder, mutably.
+    pub fn decoder_mut(&mut self) -> &mut D {
+        &mut self.decoder
+    }
+
+    /// The reader and the decoder.
+    pub fn into_parts(self) -> (BufReader<S>, D) {
+        (self.reader, self.decoder)
+    }
+
+    /// One step: decode from the buffer, or read more.
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<D::Item, D::Error>>> {
+        loop {
+            match self.state {
+                State::Done => return Poll::Ready(None),
+                State::Draining => {
+                    let item = self.decoder.decode_eof(self.reader.buf.bytes_mut());
+                    if !matches!(item, Ok(Some(_))) {
+                        self.state = State::Done;
+                    }
+                    return Poll::Ready(item.transpose());
+                }
+                State::Reading => {}
+            }
+            if let Some(item) = self.decoder.decode(self.reader.buf.bytes_mut())? {
+                return Poll::Ready(Some(Ok(item)));
+            }
+            let have = self.reader.buffer().len();
+            if have >= self.max_frame {
+                self.state = State::Done;
+                return Poll::Ready(Some(Err(too_long(self.max_frame).into())));
+            }
+            ready!(self.reader.poll_fill(cx, have + 1))?;
+            if self.reader.buffer().len() == have {
+                self.state = State::Draining;
+            }
+        }
+    }
+}
+
+/// The error for a frame over the limit.
+fn too_long(max: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("frame longer than the maximum of {max} bytes (see Frames::set_max_frame_len)"),
+    )
+}
+
+impl<S: ReadSource, D: Decoder + Unpin> Stream for Frames<S, D> {
+    type Item = Result<D::Item, D::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let item = ready!(this.poll_step(cx));
+        if matches!(item, Some(Err(_))) {
+            this.state = State::Done;
+        }
+        Poll::Ready(item)
+    }
+}

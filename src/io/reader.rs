@@ -1,0 +1,294 @@
+//! `BufReader`: the core of reading. Filling, consuming and finding records.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use crate::buf::{Found, ReadBuffer};
+use crate::op::{self, Op, CURRENT_POS};
+use crate::source::{advance, ReadSource};
+
+/// Default size of one read.
+pub(crate) const DEFAULT_CAPACITY: usize = 64 * 1024;
+/// Default longest line or delimited record.
+pub(crate) const DEFAULT_MAX_RECORD: usize = 64 * 1024;
+
+/// Reads a source through a buffer it owns.
+///
+/// The reader's buffer is the only memory the kernel reads into, and a read
+/// in flight owns the part of it the kernel writes. So every future of this
+/// type can be dropped at any await: a read that completes afterwards lands
+/// in the buffer and is returned by the next call. While the caller works on
+/// filled bytes, a read into the spare part is already in flight
+/// (read-ahead).
+///
+/// Dropping the reader (or [`into_inner`](BufReader::into_inner)) drops its
+/// buffered bytes, like `std::io::BufReader`; a read in flight is cancelled
+/// and its memory is freed only once the kernel gave it back.
+///
+/// ```
+/// use uring_bufio::{fs::File, io::BufReader};
+/// # let path = std::env::temp_dir().join(format!("uring-bufio-doc-reader-{}", std::process::id()));
+/// # std::fs::write(&path, "one\r\ntwo\nthree").unwrap();
+/// uring_bufio::Runtime::new()?.block_on(async {
+///     let mut reader = BufReader::new(File::open(&path).await?);
+///     let mut lines = Vec::new();
+///     while let Some(line) = reader.next_line().await? {
+///         lines.push(String::from_utf8_lossy(line).into_owned());
+///     }
+///     assert_eq!(lines, ["one", "two", "three"]);
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<_, std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BufReader<S> {
+    /// The source; its fd stays open while a read holds it.
+    pub(crate) source: S,
+    /// Filled bytes and room for the next read.
+    pub(crate) buf: ReadBuffer,
+    /// The read in flight into the buffer's spare part, if any.
+    inflight: Option<Op<op::Read>>,
+    /// The last read returned 0 bytes and that end has not been reported yet.
+    eof: bool,
+    /// An error from a read, reported when the caller next needs more bytes.
+    error: Option<io::Error>,
+    /// Longest line or delimited record accepted.
+    max_record: usize,
+}
+
+impl<S: ReadSource> BufReader<S> {
+    /// A reader with the default capacity (64 KiB per read).
+    pub fn new(source: S) -> BufReader<S> {
+        BufReader::with_capacity(DEFAULT_CAPACITY, source)
+    }
+
+    /// A reader that reads up to `capacity` bytes at a time. Memory is taken
+    /// at the first read.
+    pub fn with_capacity(capacity: usize, source: S) -> BufReader<S> {
+        BufReader {
+            source,
+            buf: ReadBuffer::new(capacity),
+            inflight: None,
+            eof: false,
+            error: None,
+            max_record: DEFAULT_MAX_RECORD,
+        }
+    }
+
+    /// Sets the longest line or delimited record (delimiter included) that
+    /// [`next_line`](BufReader::next_line), [`read_line`](BufReader::read_line)
+    /// and their kind accept; a longer one is an `InvalidData` error. Default
+    /// 64 KiB.
+    pub fn set_max_record_len(&mut self, max: usize) {
+        self.max_record = max.max(1);
+    }
+
+    /// The longest record accepted.
+    pub fn max_record_len(&self) -> usize {
+        self.max_record
+    }
+
+    /// Size of one read.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The filled, unconsumed bytes (no IO).
+    pub fn buffer(&self) -> &[u8] {
+        self.buf.filled()
+    }
+
+    /// The source.
+    pub fn get_ref(&self) -> &S {
+        &self.source
+    }
+
+    /// The source. Reading from it directly skips the buffered bytes.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// The source; buffered bytes are dropped and a read in flight is
+    /// cancelled. A file's position is set back to the first unconsumed
+    /// byte, so reading the file again continues where the caller stopped.
+    pub fn into_inner(mut self) -> S {
+        self.inflight = None;
+        let unconsumed = self.buf.discard() as u64;
+        if let Some(pos) = self.source.read_pos() {
+            pos.set(pos.get().saturating_sub(unconsumed));
+        }
+        self.source
+    }
+
+    /// Returns the filled bytes, reading if there are none; an empty slice
+    /// means end of stream. Release bytes with [`consume`](BufReader::consume).
+    ///
+    /// Cancel safety: safe. A dropped call consumed nothing; a read it
+    /// started stays in flight and its bytes are returned by the next call.
+    pub async fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.fill_or_end(1).await
+    }
+
+    /// Fills at least `n` bytes, or fewer at the end of the stream (which is
+    /// then reported: the next call reads again).
+    pub(crate) async fn fill_or_end(&mut self, n: usize) -> io::Result<&[u8]> {
+        poll_fn(|cx| self.poll_fill(cx, n)).await?;
+        if self.buf.filled().len() < n {
+            self.eof = false;
+        }
+        Ok(self.buf.filled())
+    }
+
+    /// Poll form of [`fill_buf`](BufReader::fill_buf), for `AsyncBufRead`.
+    pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        ready!(self.poll_fill(cx, 1))?;
+        if self.buf.filled().is_empty() {
+            self.eof = false;
+        }
+        Poll::Ready(Ok(self.buf.filled()))
+    }
+
+    /// Marks `n` bytes of the buffer consumed (at most what is filled).
+    pub fn consume(&mut self, n: usize) {
+        self.buf.consume(n);
+    }
+
+    /// Returns at least `n` contiguous filled bytes, reading as needed, or
+    /// an `UnexpectedEof` error if the stream ends first (the bytes stay
+    /// buffered). The buffer grows to `n` if it must: `n` is the caller's
+    /// choice, not the peer's.
+    ///
+    /// Cancel safety: safe, as [`fill_buf`](BufReader::fill_buf).
+    pub async fn fill_at_least(&mut self, n: usize) -> io::Result<&[u8]> {
+        self.fill_or_end(n).await?;
+        if self.buf.filled().len() < n {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stream ended after {} of {n} bytes",
+                    self.buf.filled().len()
+                ),
+            ));
+        }
+        Ok(self.buf.filled())
+    }
+
+    /// Polls until at least `n` bytes are filled, the stream ended, or a
+    /// read failed. The filled bytes may be fewer than `n` only at the end.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>, n: usize) -> Poll<io::Result<()>> {
+        self.buf.settle();
+        loop {
+            if self.inflight.is_some() && self.poll_inflight(cx).is_pending() {
+                return if self.buf.filled().len() >= n {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Pending
+                };
+            }
+            let have = self.buf.filled().len();
+            if have >= n {
+                self.read_ahead();
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = self.error.take() {
+                return Poll::Ready(Err(e));
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            self.start_read(n - have);
+        }
+    }
+
+    /// Collects the read in flight if it finished.
+    fn poll_inflight(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(op) = self.inflight.as_mut() else {
+            return Poll::Ready(());
+        };
+        let (res, tail) = ready!(Pin::new(op).poll(cx));
+        self.inflight = None;
+        self.buf.put_back(tail);
+        match res {
+            Ok(0) => self.eof = true,
+            Ok(n) => advance(self.source.read_pos(), n),
+            // Interrupted or would-block reads are simply issued again.
+            Err(e) if is_retry(&e) => {}
+            Err(e) => self.error = Some(e),
+        }
+        Poll::Ready(())
+    }
+
+    /// Issues a read of at least `need` bytes (and a worthwhile amount) into
+    /// the spare part of the buffer.
+    fn start_read(&mut self, need: usize) {
+        let want = need.max(self.buf.capacity() / 2);
+        let tail = self.buf.take_spare(want);
+        let pos = self.source.read_pos().map_or(CURRENT_POS, Cell::get);
+        let fd = self.source.shared_fd().clone();
+        self.inflight = Some(Op::submit(op::Read::new(fd, tail, pos)));
+    }
+
+    /// Starts a read into the spare part while the caller works on filled
+    /// bytes, if there is room worth reading into.
+    fn read_ahead(&mut self) {
+        let idle = self.inflight.is_none() && !self.eof && self.error.is_none();
+        if idle && self.buf.spare() >= self.buf.capacity() / 2 {
+            self.start_read(1);
+        }
+    }
+
+    /// Polls for the next record ending in `delim` without consuming it:
+    /// `Some((len, consume))` gives the record's length without the
+    /// delimiter and the bytes it spans with it; a last record without a
+    /// delimiter ends the stream; `None` is the end.
+    pub(crate) fn poll_record(
+        &mut self,
+        cx: &mut Context<'_>,
+        delim: u8,
+    ) -> Poll<io::Result<Option<(usize, usize)>>> {
+        self.buf.settle();
+        loop {
+            match self.buf.find(delim, self.max_record) {
+                Found::At(i) => return Poll::Ready(Ok(Some((i, i + 1)))),
+                Found::TooLong => return Poll::Ready(Err(self.too_long())),
+                Found::NeedMore => {}
+            }
+            let have = self.buf.filled().len();
+            ready!(self.poll_fill(cx, have + 1))?;
+            if self.buf.filled().len() == have {
+                self.eof = false;
+                return Poll::Ready(Ok((have > 0).then_some((have, have))));
+            }
+        }
+    }
+
+    /// The error for a record longer than the maximum.
+    fn too_long(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "record longer than the maximum of {} bytes (see set_max_record_len)",
+                self.max_record
+            ),
+        )
+    }
+
+    /// Lends out the record found by `poll_record`: `len` bytes, `consume`
+    /// bytes consumed at the next call.
+    pub(crate) fn lend(&mut self, len: usize, consume: usize) -> &[u8] {
+        self.buf.defer(consume);
+        &self.buf.lent()[..len]
+    }
+}
+
+/// Results that mean "try the same read again".
+pub(crate) fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+    )
+}
