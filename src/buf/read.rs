@@ -15,16 +15,22 @@ pub(crate) enum Found {
 
 /// The filled bytes of a reader and the spare room for the next read.
 ///
-/// Invariants: `deferred <= data.len()`; `scanned <= filled().len()`; while a
-/// read is in flight, `data.capacity() == data.len()` (the spare part belongs
-/// to the operation).
+/// Consuming only moves `head`; the `BytesMut` is advanced past consumed
+/// bytes lazily, when a read or a decoder needs it, so a record costs an
+/// integer add rather than buffer bookkeeping.
+///
+/// Invariants: `lent <= head <= data.len()`; `scanned <= filled().len()`;
+/// while a read is in flight, `data.capacity() == data.len()` (the spare part
+/// belongs to the operation).
 #[derive(Debug)]
 pub(crate) struct ReadBuffer {
-    /// Filled, not yet consumed bytes; spare capacity receives the next read.
+    /// Filled bytes from its start; spare capacity receives the next read.
     data: BytesMut,
-    /// Leading bytes of `data` lent out by the last borrowing call
-    /// (`next_line`...), consumed when the next call starts.
-    deferred: usize,
+    /// Leading bytes of `data` consumed but not yet advanced out of it.
+    head: usize,
+    /// The last `lent` bytes before `head` were lent out by a borrowing call
+    /// (`next_line`...) and stay readable until the next call.
+    lent: usize,
     /// Leading bytes of `filled()` already searched for the delimiter
     /// without finding it, so a growing record is scanned once.
     scanned: usize,
@@ -38,7 +44,8 @@ impl ReadBuffer {
     pub(crate) fn new(capacity: usize) -> ReadBuffer {
         ReadBuffer {
             data: BytesMut::new(),
-            deferred: 0,
+            head: 0,
+            lent: 0,
             scanned: 0,
             capacity: capacity.max(1),
         }
@@ -51,41 +58,47 @@ impl ReadBuffer {
 
     /// Bytes filled and not consumed.
     pub(crate) fn filled(&self) -> &[u8] {
-        &self.data[self.deferred..]
+        &self.data[self.head..]
     }
 
     /// The bytes lent out by the last borrowing call.
     pub(crate) fn lent(&self) -> &[u8] {
-        &self.data[..self.deferred]
+        &self.data[self.head - self.lent..self.head]
     }
 
-    /// Consumes what the last borrowing call lent out.
+    /// Ends the loan of the last borrowing call.
     pub(crate) fn settle(&mut self) {
-        if self.deferred > 0 {
-            self.data.advance(self.deferred);
-            self.deferred = 0;
-        }
+        self.lent = 0;
     }
 
     /// Marks `n` filled bytes consumed (clamped to what is filled).
     pub(crate) fn consume(&mut self, n: usize) {
-        self.settle();
-        let n = n.min(self.data.len());
-        self.data.advance(n);
+        self.lent = 0;
+        let n = n.min(self.data.len() - self.head);
+        self.head += n;
         self.scanned = self.scanned.saturating_sub(n);
     }
 
-    /// Lends out `n` filled bytes: they stay readable until the next call,
-    /// which consumes them.
-    pub(crate) fn defer(&mut self, n: usize) {
-        debug_assert!(self.deferred == 0, "lend only after settle");
-        self.deferred = n.min(self.data.len());
+    /// Consumes `n` filled bytes but lends them out: they stay readable
+    /// through [`ReadBuffer::lent`] until the next call.
+    pub(crate) fn lend(&mut self, n: usize) {
+        self.consume(n);
+        self.lent = n.min(self.head);
         self.scanned = 0;
     }
 
-    /// The filled bytes as the `BytesMut` a decoder works on (settled first).
+    /// Drops consumed bytes from the front of `data`.
+    fn compact(&mut self) {
+        self.lent = 0;
+        if self.head > 0 {
+            self.data.advance(self.head);
+            self.head = 0;
+        }
+    }
+
+    /// The filled bytes as the `BytesMut` a decoder works on.
     pub(crate) fn bytes_mut(&mut self) -> &mut BytesMut {
-        self.settle();
+        self.compact();
         self.scanned = 0;
         &mut self.data
     }
@@ -97,7 +110,7 @@ impl ReadBuffer {
 
     /// Looks for `delim` in the filled bytes, within `max` bytes of the start.
     pub(crate) fn find(&mut self, delim: u8, max: usize) -> Found {
-        let filled = self.filled();
+        let filled = &self.data[self.head..];
         let limit = filled.len().min(max.saturating_add(1));
         let from = self.scanned.min(limit);
         match memchr::memchr(delim, &filled[from..limit]) {
@@ -115,7 +128,7 @@ impl ReadBuffer {
     /// `BytesMut` whose capacity is the room. Give it back with
     /// [`ReadBuffer::put_back`].
     pub(crate) fn take_spare(&mut self, min: usize) -> BytesMut {
-        self.settle();
+        self.compact();
         let want = if self.data.is_empty() {
             self.capacity.max(min)
         } else {
@@ -132,16 +145,16 @@ impl ReadBuffer {
 
     /// Joins a read's buffer back (O(1) when it is still adjacent).
     pub(crate) fn put_back(&mut self, tail: BytesMut) {
-        self.settle();
         self.data.unsplit(tail);
     }
 
     /// Drops every filled byte (for `into_inner`-like paths); returns how
     /// many there were.
     pub(crate) fn discard(&mut self) -> usize {
-        self.settle();
-        let n = self.data.len();
+        let n = self.data.len() - self.head;
         self.data.clear();
+        self.head = 0;
+        self.lent = 0;
         self.scanned = 0;
         n
     }
@@ -167,7 +180,8 @@ mod tests {
         tail.extend_from_slice(b"d\nxy");
         b.put_back(tail);
         assert_eq!(b.find(b'\n', 8), Found::At(4));
-        b.defer(5);
+        b.lend(5);
+        assert_eq!(b.lent(), b"abcd\n");
         assert_eq!(b.filled(), b"xy");
         b.settle();
         assert_eq!(b.find(b'\n', 1), Found::TooLong);
@@ -178,7 +192,11 @@ mod tests {
         let mut b = filled_with(b"hello", 8);
         let tail = b.take_spare(8);
         assert!(tail.capacity() >= 8);
-        assert_eq!(b.spare(), 0, "spare room belongs to the read while in flight");
+        assert_eq!(
+            b.spare(),
+            0,
+            "spare room belongs to the read while in flight"
+        );
         b.put_back(tail);
         assert_eq!(b.filled(), b"hello");
     }

@@ -76,7 +76,10 @@ impl WriteBuffer {
     /// Copies in all of `src`, past the capacity if need be.
     pub(crate) fn extend(&mut self, src: &[u8]) {
         if self.buf.capacity() - self.buf.len() < src.len() {
-            self.buf.reserve(src.len().max(self.capacity - self.buf.len().min(self.capacity)));
+            self.buf.reserve(
+                src.len()
+                    .max(self.capacity - self.buf.len().min(self.capacity)),
+            );
         }
         self.buf.extend_from_slice(src);
     }

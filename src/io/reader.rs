@@ -1,14 +1,14 @@
 //! `BufReader`: the core of reading. Filling, consuming and finding records.
 
 use std::cell::Cell;
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use crate::buf::{Found, ReadBuffer};
-use crate::op::{self, Op, CURRENT_POS};
-use crate::source::{advance, ReadSource};
+use crate::op::{self, CURRENT_POS, Op};
+use crate::source::{ReadSource, advance};
 
 /// Default size of one read.
 pub(crate) const DEFAULT_CAPACITY: usize = 64 * 1024;
@@ -79,9 +79,10 @@ impl<S: ReadSource> BufReader<S> {
         }
     }
 
-    /// Sets the longest line or delimited record (delimiter included) that
-    /// [`next_line`](BufReader::next_line), [`read_line`](BufReader::read_line)
-    /// and their kind accept; a longer one is an `InvalidData` error. Default
+    /// Sets the longest line or delimited record, not counting its
+    /// delimiter, that [`next_line`](BufReader::next_line),
+    /// [`read_line`](BufReader::read_line) and their kind accept; a longer
+    /// one is an `InvalidData` error and its bytes stay buffered. Default
     /// 64 KiB.
     pub fn set_max_record_len(&mut self, max: usize) {
         self.max_record = max.max(1);
@@ -280,7 +281,7 @@ impl<S: ReadSource> BufReader<S> {
     /// Lends out the record found by `poll_record`: `len` bytes, `consume`
     /// bytes consumed at the next call.
     pub(crate) fn lend(&mut self, len: usize, consume: usize) -> &[u8] {
-        self.buf.defer(consume);
+        self.buf.lend(consume);
         &self.buf.lent()[..len]
     }
 }

@@ -155,7 +155,11 @@ impl<S: ReadSource + WriteSink> AsyncBufRead for BufStream<S> {
 }
 
 impl<S: ReadSource + WriteSink> AsyncWrite for BufStream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, src: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        src: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(self.get_mut().writer()).poll_write(cx, src)
     }
 

@@ -1,18 +1,18 @@
 //! `BufWriter`: copies in at once, the kernel drains behind.
 
 use std::cell::Cell;
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::buf::WriteBuffer;
 use crate::driver::SharedFd;
-use crate::op::{self, Op, CURRENT_POS};
-use crate::source::{advance, sealed, WriteSink};
+use crate::op::{self, CURRENT_POS, Op};
+use crate::source::{WriteSink, advance, sealed};
 
 /// Default bytes a writer accepts before `write` waits.
 pub(crate) const DEFAULT_CAPACITY: usize = 64 * 1024;
@@ -123,7 +123,11 @@ impl WriteState {
     }
 
     /// Waits for the write in flight, if any, and books its result.
-    fn poll_inflight(&mut self, cx: &mut Context<'_>, sink: &impl sealed::Write) -> Poll<io::Result<()>> {
+    fn poll_inflight(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+    ) -> Poll<io::Result<()>> {
         let Some(op) = self.inflight.as_mut() else {
             return Poll::Ready(Ok(()));
         };
@@ -224,7 +228,11 @@ impl WriteState {
     }
 
     /// Writes everything buffered.
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>, sink: &impl sealed::Write) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+    ) -> Poll<io::Result<()>> {
         while !self.is_idle() {
             self.start_write(sink);
             ready!(self.poll_inflight(cx, sink))?;
@@ -233,7 +241,11 @@ impl WriteState {
     }
 
     /// Flushes, then shuts the write direction of a socket.
-    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>, sink: &impl sealed::Write) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_shutdown(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+    ) -> Poll<io::Result<()>> {
         ready!(self.poll_flush(cx, sink))?;
         if !sink.is_socket() {
             return Poll::Ready(Ok(()));
