@@ -156,10 +156,10 @@ async fn codecs() -> io::Result<()> {
     while let Some(frame) = frames.next().await {
         let frame = frame?.freeze();
         // Frames cut from one read lie back to back in the reader's buffer.
-        if let Some(p) = &previous {
-            if p.as_ptr() as usize + p.len() + 4 == frame.as_ptr() as usize {
-                shared += 1;
-            }
+        if let Some(p) = &previous
+            && p.as_ptr() as usize + p.len() + 4 == frame.as_ptr() as usize
+        {
+            shared += 1;
         }
         previous = Some(frame);
         n += 1;

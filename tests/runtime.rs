@@ -387,8 +387,8 @@ fn tiny_ring_loses_no_operation() {
     });
 }
 
-/// The ring fd is observable from another event loop: an epoll set watching
-/// `rt.as_raw_fd()` reports it readable once a submitted 50 ms sleep is due,
+/// Completions are observable from another event loop: an epoll set watching
+/// `rt.completion_fd()` reports it readable once a submitted 50 ms sleep is due,
 /// while the runtime itself is not reaping.
 ///
 /// Poll order: (1) the main future polls `sleep(50 ms)` once (queued) and
@@ -399,7 +399,7 @@ fn tiny_ring_loses_no_operation() {
 fn ring_fd_becomes_readable_when_a_completion_is_due() {
     within(LIMIT, || {
         let rt = Runtime::new().unwrap();
-        let ring = rt.as_raw_fd();
+        let ring = rt.completion_fd().expect("completion fd");
         // SAFETY: epoll_create1 takes no pointers; the result is checked.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         assert!(

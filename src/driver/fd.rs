@@ -83,10 +83,10 @@ impl Drop for Inner {
 impl Drop for SharedFd {
     fn drop(&mut self) {
         // After this drop one holder is left: wake an async close waiting for it.
-        if Rc::strong_count(&self.inner) == 2 {
-            if let Some(w) = self.inner.close_waker.take() {
-                w.wake();
-            }
+        if Rc::strong_count(&self.inner) == 2
+            && let Some(w) = self.inner.close_waker.take()
+        {
+            w.wake();
         }
     }
 }

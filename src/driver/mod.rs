@@ -131,10 +131,10 @@ impl Driver {
         self.inner.borrow().ring.probe().clone()
     }
 
-    /// The ring's fd: readable when completions wait, so another event loop
-    /// can watch it and call [`Driver::turn`] without waiting.
-    pub(crate) fn as_raw_fd(&self) -> RawFd {
-        self.inner.borrow().ring.as_raw_fd()
+    /// An fd readable while completions wait, so another event loop can
+    /// watch it and call [`Driver::turn`] without waiting.
+    pub(crate) fn completion_fd(&self) -> io::Result<RawFd> {
+        self.inner.borrow_mut().ring.notify_fd()
     }
 
     /// Takes ownership of `data` and queues its submission entry.
@@ -179,10 +179,10 @@ impl Driver {
     /// entry and `cancel` is set, an async cancel is queued.
     pub(crate) fn release(&self, id: OpId, cancel: bool) {
         let mut inner = self.inner.borrow_mut();
-        if let Released::StillInFlight = inner.table.release(id) {
-            if cancel {
-                inner.cancel(id);
-            }
+        if let Released::StillInFlight = inner.table.release(id)
+            && cancel
+        {
+            inner.cancel(id);
         }
     }
 
@@ -275,12 +275,10 @@ impl Inner {
         if self.wake_armed || self.make_room().is_err() {
             return;
         }
-        let entry = io_uring::opcode::PollAdd::new(
-            io_uring::types::Fd(self.wake_fd),
-            libc::POLLIN as u32,
-        )
-        .build()
-        .user_data(WAKE_TAG);
+        let entry =
+            io_uring::opcode::PollAdd::new(io_uring::types::Fd(self.wake_fd), libc::POLLIN as u32)
+                .build()
+                .user_data(WAKE_TAG);
         // SAFETY: a poll carries no pointers into our memory; the eventfd
         // outlives the ring (the runtime closes it after the driver).
         if unsafe { self.ring.push(&entry) }.is_ok() {
@@ -290,6 +288,9 @@ impl Inner {
 
     /// Moves every available completion into the table.
     fn reap(&mut self) {
+        if let Some(fd) = self.ring.notify_raw() {
+            drain_eventfd(fd);
+        }
         loop {
             let Inner {
                 ring,

@@ -1,6 +1,6 @@
 //! What the running kernel supports, probed once when the driver starts.
 
-use io_uring::{opcode, IoUring, Probe as RawProbe};
+use io_uring::{IoUring, Probe as RawProbe, opcode};
 
 /// Kernel support found when the runtime started. Later features read it
 /// here instead of guessing from version numbers.
@@ -85,7 +85,8 @@ impl Probe {
             multishot_accept: has(opcode::Accept::CODE) && at_least((5, 19)),
             multishot_recv: buf_ring && at_least((6, 0)),
             recv_bundle: params.is_feature_recvsend_bundle(),
-            buf_ring_inc: buf_ring && probe_buf_ring(ring, io_uring::types::IOU_PBUF_RING_INC as u16),
+            buf_ring_inc: buf_ring
+                && probe_buf_ring(ring, io_uring::types::IOU_PBUF_RING_INC as u16),
         }
     }
 }

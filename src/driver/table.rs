@@ -150,8 +150,14 @@ impl Table {
             };
         }
         let index = u32::try_from(self.slots.len()).expect("more than 2^32 operations in flight");
-        self.slots.push(Slot { generation: 0, state });
-        OpId { index, generation: 0 }
+        self.slots.push(Slot {
+            generation: 0,
+            state,
+        });
+        OpId {
+            index,
+            generation: 0,
+        }
     }
 
     /// The slot `id` names, if it still belongs to that entry.
@@ -179,7 +185,8 @@ impl Table {
         };
         match &mut slot.state {
             State::Waiting { .. } => {
-                let State::Waiting { data, waker } = std::mem::replace(&mut slot.state, State::Vacant)
+                let State::Waiting { data, waker } =
+                    std::mem::replace(&mut slot.state, State::Vacant)
                 else {
                     unreachable!("matched Waiting above")
                 };

@@ -2,10 +2,10 @@
 //! reaping completions.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use io_uring::{squeue, types, IoUring};
+use io_uring::{IoUring, squeue, types};
 
 use super::probe::Probe;
 
@@ -15,6 +15,10 @@ pub(super) struct Uring {
     ring: IoUring,
     /// Kernel support, probed once.
     probe: Probe,
+    /// An eventfd the kernel signals whenever completions are posted or
+    /// deferred work is queued; registered the first time another event loop
+    /// asks for something to watch (it costs a little per completion).
+    notify: Option<OwnedFd>,
 }
 
 impl Uring {
@@ -29,18 +33,28 @@ impl Uring {
                     .setup_taskrun_flag()
                     .setup_submit_all()
             },
-            |b| b.setup_coop_taskrun().setup_taskrun_flag().setup_submit_all(),
+            |b| {
+                b.setup_coop_taskrun()
+                    .setup_taskrun_flag()
+                    .setup_submit_all()
+            },
             |b| b,
         ];
         let mut last = None;
         for (mode, attempt) in attempts.iter().enumerate() {
             let mut builder = IoUring::builder();
-            builder.setup_cqsize(entries.saturating_mul(4).max(16)).setup_clamp();
+            builder
+                .setup_cqsize(entries.saturating_mul(4).max(16))
+                .setup_clamp();
             attempt(&mut builder);
             match builder.build(entries) {
                 Ok(ring) => {
                     let probe = Probe::detect(&ring, mode == 0);
-                    return Ok(Uring { ring, probe });
+                    return Ok(Uring {
+                        ring,
+                        probe,
+                        notify: None,
+                    });
                 }
                 // EINVAL: flags this kernel does not know; try fewer.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
@@ -55,9 +69,27 @@ impl Uring {
         &self.probe
     }
 
-    /// The ring's fd.
-    pub(super) fn as_raw_fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
+    /// An fd that becomes readable when completions wait (also deferred
+    /// ones, which the ring fd itself does not signal).
+    pub(super) fn notify_fd(&mut self) -> io::Result<RawFd> {
+        if let Some(fd) = &self.notify {
+            return Ok(fd.as_raw_fd());
+        }
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        self.ring.submitter().register_eventfd(raw)?;
+        self.notify = Some(fd);
+        Ok(raw)
+    }
+
+    /// The notification eventfd, if registered.
+    pub(super) fn notify_raw(&self) -> Option<RawFd> {
+        self.notify.as_ref().map(AsRawFd::as_raw_fd)
     }
 
     /// True when no submission entry can be pushed before submitting.

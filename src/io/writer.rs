@@ -211,10 +211,10 @@ impl WriteState {
         copy: impl FnOnce(&mut WriteBuffer) -> usize,
     ) -> Poll<io::Result<usize>> {
         // Book a finished write without waiting for one.
-        if self.inflight.is_some() {
-            if let Poll::Ready(res) = self.poll_inflight(cx, sink) {
-                res?;
-            }
+        if self.inflight.is_some()
+            && let Poll::Ready(res) = self.poll_inflight(cx, sink)
+        {
+            res?;
         }
         while self.buf.room() == 0 {
             self.start_write(sink);

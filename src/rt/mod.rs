@@ -19,10 +19,10 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::driver::{self, Config, Driver, Probe};
-use sched::{Scheduler, MAIN};
+use sched::{MAIN, Scheduler};
 
-pub use task::{spawn, JoinError, JoinHandle};
 pub(crate) use task::spawn_lingering;
+pub use task::{JoinError, JoinHandle, spawn};
 
 /// How long dropping a runtime waits for the kernel to return cancelled
 /// operations before it leaks (never frees) what is left.
@@ -165,10 +165,13 @@ impl Runtime {
         self.driver.probe()
     }
 
-    /// The io_uring fd. It is readable while completions wait to be reaped,
-    /// so another event loop can watch it.
-    pub fn as_raw_fd(&self) -> RawFd {
-        self.driver.as_raw_fd()
+    /// An fd that is readable while completions wait to be reaped, so
+    /// another event loop can watch it and then run this runtime for a tick.
+    /// (The ring fd itself is not enough: with deferred task-run the kernel
+    /// signals nothing on it, so an eventfd is registered with the ring on
+    /// the first call; it costs a little per completion from then on.)
+    pub fn completion_fd(&self) -> io::Result<RawFd> {
+        self.driver.completion_fd()
     }
 
     /// Runs `future` to completion on this thread, together with the tasks

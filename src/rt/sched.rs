@@ -162,7 +162,10 @@ impl Scheduler {
         };
         waker.scheduled.store(false, Ordering::Release);
         let w = Waker::from(waker);
-        let done = future.as_mut().poll(&mut Context::from_waker(&w)).is_ready();
+        let done = future
+            .as_mut()
+            .poll(&mut Context::from_waker(&w))
+            .is_ready();
         if done {
             self.tasks.borrow_mut()[id] = None;
             self.free.borrow_mut().push(id);
