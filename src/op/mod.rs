@@ -14,6 +14,7 @@
 mod accept;
 mod close;
 mod connect;
+mod fsync;
 mod openat;
 mod read;
 mod recv;
@@ -37,6 +38,7 @@ use crate::driver::{self, CqeResult, Driver, OpId, Owned};
 pub(crate) use accept::Accept;
 pub(crate) use close::Close;
 pub(crate) use connect::Connect;
+pub(crate) use fsync::Fsync;
 pub(crate) use openat::OpenAt;
 pub(crate) use read::Read;
 pub(crate) use recv::Recv;
