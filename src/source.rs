@@ -6,8 +6,8 @@
 //! the fd stays open for as long as the source lives.
 
 use std::cell::Cell;
-use std::io;
 use std::future::poll_fn;
+use std::io;
 
 use crate::driver::SharedFd;
 use crate::op::{self, Op};

@@ -31,9 +31,11 @@ pub(crate) struct ReadBuffer {
     /// The last `lent` bytes before `head` were lent out by a borrowing call
     /// (`next_line`...) and stay readable until the next call.
     lent: usize,
-    /// Leading bytes of `filled()` already searched for the delimiter
+    /// Leading bytes of `filled()` already searched for `scan_delim`
     /// without finding it, so a growing record is scanned once.
     scanned: usize,
+    /// The delimiter `scanned` refers to (a search for another starts over).
+    scan_delim: u8,
     /// Size the buffer is filled up to by one read.
     capacity: usize,
 }
@@ -47,6 +49,7 @@ impl ReadBuffer {
             head: 0,
             lent: 0,
             scanned: 0,
+            scan_delim: b'\n',
             capacity: capacity.max(1),
         }
     }
@@ -110,6 +113,10 @@ impl ReadBuffer {
 
     /// Looks for `delim` in the filled bytes, within `max` bytes of the start.
     pub(crate) fn find(&mut self, delim: u8, max: usize) -> Found {
+        if delim != self.scan_delim {
+            self.scan_delim = delim;
+            self.scanned = 0;
+        }
         let filled = &self.data[self.head..];
         let limit = filled.len().min(max.saturating_add(1));
         let from = self.scanned.min(limit);

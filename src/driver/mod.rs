@@ -1,26 +1,38 @@
 //! The kernel queue.
 //!
-//! One [`Driver`] per runtime. It owns the io_uring instance and the in-flight
-//! [`Table`](table::Table), and is the only place that talks to the kernel's
-//! queues. Everything above it goes through four calls:
+//! One [`Driver`] per runtime. It owns a backend and the in-flight
+//! [`Table`](table::Table), and is the only place that talks to the kernel.
+//! Everything above it goes through four calls:
 //!
-//! * [`Driver::submit`]: take ownership of an operation's data, push its
-//!   submission entry (batched: it reaches the kernel at the next
-//!   [`Driver::turn`]), return its [`OpId`];
-//! * [`Driver::poll_op`] / [`Driver::poll_multishot`]: collect the completion;
+//! * [`Driver::submit`]: take ownership of an operation's data and hand the
+//!   operation to the backend; return its [`OpId`];
+//! * [`Driver::poll_op`]: collect the completion;
 //! * [`Driver::release`]: the waiting future went away (the entry becomes
 //!   abandoned and, for operations that may never complete, is cancelled);
-//! * [`Driver::turn`]: one `io_uring_enter` that submits everything queued and,
-//!   if asked, waits; then reap completions into the table.
+//! * [`Driver::turn`]: one trip to the kernel that submits what is queued,
+//!   waits if asked, and moves completions into the table.
 //!
-//! A backend must provide: queueing an entry for submission, one enter call
-//! that submits and optionally waits with a timeout, reaping completions as
-//! `(user_data, result, flags)`, and cancelling by `user_data`. The io_uring
-//! backend lives in `uring.rs`.
+//! # Backends
 //!
-//! Negative completion results become `io::Error` in exactly one place:
-//! [`CqeResult::new`].
+//! The backend is chosen once, when the runtime starts ([`Kind`]); nothing
+//! above this module knows which one runs. A backend (the [`Backend`] trait)
+//! must provide:
+//!
+//! * `reserve`: make sure one more operation can be taken without failing;
+//! * `submit`: hand table entry `id` to the kernel. io_uring queues its
+//!   submission entry ([`Owned::entry`]) for the next turn; epoll performs
+//!   the system call at once without blocking ([`Owned::attempt`]) and, if it
+//!   would block, waits for readiness;
+//! * `cancel`: end entry `id` early (its completion still arrives);
+//! * `turn`: submit, wait up to a timeout, and complete entries in the table;
+//! * `busy`: whether the kernel still holds anything outside the table;
+//! * `completion_fd`: an fd readable while completions wait.
+//!
+//! Both backends complete entries the same way: a raw result (`>= 0` or
+//! `-errno`) turned into a [`CqeResult`] by [`CqeResult::new`], the one place
+//! a negative result becomes an `io::Error`.
 
+mod epoll;
 mod fd;
 mod probe;
 mod table;
@@ -31,26 +43,20 @@ use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) use fd::SharedFd;
 pub use probe::Probe;
 pub(crate) use table::{OpId, Owned, Released};
 
 use table::Table;
-use uring::Uring;
-
-/// `user_data` of completions that belong to no table entry (async cancels).
-const CANCEL_TAG: u64 = u64::MAX;
-/// `user_data` of the poll on the runtime's wake-up eventfd.
-const WAKE_TAG: u64 = u64::MAX - 1;
 
 /// The outcome of one completion: the kernel's result and its flags.
 #[derive(Debug)]
 pub(crate) struct CqeResult {
     /// Non-negative result, or the error the kernel returned.
     pub(crate) result: io::Result<u32>,
-    /// `IORING_CQE_F_*` flags.
+    /// `IORING_CQE_F_*` flags (always 0 on epoll).
     pub(crate) flags: u32,
 }
 
@@ -71,14 +77,76 @@ impl CqeResult {
     }
 }
 
+/// What an operation did when the epoll backend tried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Finished, with the result a completion would carry (`>= 0` or `-errno`).
+    Done(i32),
+    /// Would block: try again once `fd` is ready for the direction.
+    Wait(RawFd, Interest),
+    /// Finishes at this instant with `-ETIME` (a timeout).
+    Until(Instant),
+}
+
+/// A readiness direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (or closed, or in error).
+    Read,
+    /// Writable (or closed, or in error).
+    Write,
+}
+
+/// Which kernel interface a runtime drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// io_uring: completion-based, batched submissions.
+    IoUring,
+    /// epoll with non-blocking system calls, where io_uring is refused.
+    Epoll,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::IoUring => "io_uring",
+            Kind::Epoll => "epoll",
+        })
+    }
+}
+
+/// The interface each backend implements; see the module docs.
+pub(crate) trait Backend {
+    /// Which backend this is.
+    fn kind(&self) -> Kind;
+    /// What the kernel supports.
+    fn probe(&self) -> &Probe;
+    /// Makes sure `submit` can take one more operation.
+    fn reserve(&mut self, table: &mut Table) -> io::Result<()>;
+    /// Hands entry `id` to the kernel.
+    fn submit(&mut self, table: &mut Table, id: OpId);
+    /// Asks the kernel to end entry `id` early.
+    fn cancel(&mut self, table: &mut Table, id: OpId);
+    /// Submits, waits (if `wait`, up to `timeout`), completes entries.
+    fn turn(&mut self, table: &mut Table, wait: bool, timeout: Option<Duration>) -> io::Result<()>;
+    /// The kernel still holds something outside the table.
+    fn busy(&self) -> bool;
+    /// Stops watching the runtime's wake-up eventfd (at shutdown).
+    fn stop_wake(&mut self);
+    /// An fd readable while completions wait.
+    fn completion_fd(&mut self) -> io::Result<RawFd>;
+}
+
 /// Settings a runtime passes down when it builds its driver.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    /// Submission queue entries (rounded up to a power of two by the kernel).
+    /// io_uring submission queue entries (rounded up to a power of two).
     pub(crate) entries: u32,
+    /// The backend to use; `None` chooses: io_uring where it works.
+    pub(crate) kind: Option<Kind>,
 }
 
-/// The driver: the ring and the table of operations in flight.
+/// The driver: a backend and the table of operations in flight.
 pub(crate) struct Driver {
     /// Mutable state; never borrowed across an await or a user callback.
     inner: RefCell<Inner>,
@@ -86,16 +154,10 @@ pub(crate) struct Driver {
 
 /// Mutable driver state.
 struct Inner {
-    /// The io_uring backend.
-    ring: Uring,
+    /// The kernel interface.
+    backend: Box<dyn Backend>,
     /// Every operation the kernel may still touch.
     table: Table,
-    /// Async cancels sent whose completion has not arrived yet.
-    cancels_in_flight: usize,
-    /// A poll on the wake-up eventfd is in flight.
-    wake_armed: bool,
-    /// The eventfd other threads write to wake this runtime.
-    wake_fd: RawFd,
 }
 
 impl std::fmt::Debug for Driver {
@@ -103,8 +165,8 @@ impl std::fmt::Debug for Driver {
         match self.inner.try_borrow() {
             Ok(inner) => f
                 .debug_struct("Driver")
+                .field("kind", &inner.backend.kind())
                 .field("in_flight", &inner.table.live())
-                .field("probe", inner.ring.probe())
                 .finish(),
             Err(_) => f.debug_struct("Driver").finish_non_exhaustive(),
         }
@@ -112,57 +174,59 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
-    /// Builds the ring, probes the kernel and arms the wake-up poll.
+    /// Starts the chosen backend (or io_uring, falling back to epoll).
+    /// `wake_fd` is an eventfd other threads write to wake the runtime.
     pub(crate) fn new(config: &Config, wake_fd: RawFd) -> io::Result<Driver> {
-        let ring = Uring::new(config.entries)?;
+        let backend: Box<dyn Backend> = match config.kind {
+            Some(Kind::IoUring) => Box::new(uring::Uring::new(config.entries, wake_fd)?),
+            Some(Kind::Epoll) => Box::new(epoll::Epoll::new(wake_fd)?),
+            None => match uring::Uring::new(config.entries, wake_fd) {
+                Ok(ring) => Box::new(ring),
+                Err(_) => Box::new(epoll::Epoll::new(wake_fd)?),
+            },
+        };
         Ok(Driver {
             inner: RefCell::new(Inner {
-                ring,
+                backend,
                 table: Table::default(),
-                cancels_in_flight: 0,
-                wake_armed: false,
-                wake_fd,
             }),
         })
     }
 
+    /// Which backend runs.
+    pub(crate) fn kind(&self) -> Kind {
+        self.inner.borrow().backend.kind()
+    }
+
     /// What the kernel supports, probed once at start.
     pub(crate) fn probe(&self) -> Probe {
-        self.inner.borrow().ring.probe().clone()
+        self.inner.borrow().backend.probe().clone()
     }
 
     /// An fd readable while completions wait, so another event loop can
     /// watch it and call [`Driver::turn`] without waiting.
     pub(crate) fn completion_fd(&self) -> io::Result<RawFd> {
-        self.inner.borrow_mut().ring.notify_fd()
+        self.inner.borrow_mut().backend.completion_fd()
     }
 
-    /// Takes ownership of `data` and queues its submission entry.
+    /// Takes ownership of `data` and hands the operation to the backend.
     ///
-    /// `build` is called once `data` sits at its final heap address; the entry
-    /// it returns may point into `data`, which the table keeps alive until the
-    /// completion arrives. On error `data` is returned untouched: it was never
-    /// handed to the kernel.
+    /// The table keeps `data` at its heap address until the kernel is done
+    /// with it. On error `data` is returned untouched: it never reached the
+    /// kernel.
     pub(crate) fn submit<T: Owned>(
         &self,
         data: Box<T>,
         multishot: bool,
-        build: impl FnOnce(&mut T) -> io_uring::squeue::Entry,
     ) -> Result<OpId, (Box<T>, io::Error)> {
-        let mut data = data;
-        let entry = build(&mut data);
         let mut inner = self.inner.borrow_mut();
+        let Inner { backend, table } = &mut *inner;
         // Make room first so that a failure leaves nothing behind.
-        if let Err(e) = inner.make_room() {
+        if let Err(e) = backend.reserve(table) {
             return Err((data, e));
         }
-        let id = inner.table.insert(data, multishot);
-        let entry = entry.user_data(id.user_data());
-        // SAFETY: every pointer in `entry` refers to memory owned by the box
-        // now held by the table entry `id`, which is freed only after the
-        // kernel's completion for `id` has been reaped (table.rs); there is
-        // room in the queue (make_room above), so the push cannot fail.
-        unsafe { inner.ring.push(&entry) }.expect("submission queue full after make_room");
+        let id = table.insert(data, multishot);
+        backend.submit(table, id);
         Ok(id)
     }
 
@@ -176,148 +240,54 @@ impl Driver {
     }
 
     /// The future waiting on `id` went away. If the kernel still owns the
-    /// entry and `cancel` is set, an async cancel is queued.
+    /// entry and `cancel` is set, the backend is asked to end it.
     pub(crate) fn release(&self, id: OpId, cancel: bool) {
         let mut inner = self.inner.borrow_mut();
-        if let Released::StillInFlight = inner.table.release(id)
+        let Inner { backend, table } = &mut *inner;
+        if let Released::StillInFlight = table.release(id)
             && cancel
         {
-            inner.cancel(id);
+            backend.cancel(table, id);
         }
     }
 
     /// One trip to the kernel: submit everything queued, wait for at least
-    /// one completion if `wait` (up to `timeout`), and reap completions.
+    /// one completion if `wait` (up to `timeout`), and complete entries.
     pub(crate) fn turn(&self, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
         let mut inner = self.inner.borrow_mut();
-        if wait {
-            inner.arm_wake();
-        }
-        let res = inner.ring.enter(wait, timeout);
-        inner.reap();
-        res
+        let Inner { backend, table } = &mut *inner;
+        backend.turn(table, wait, timeout)
     }
 
     /// Cancels everything in flight and waits (up to `limit`) for the kernel
     /// to give it all back. Entries still in flight after that are leaked,
     /// never freed: the kernel may still write them.
     pub(crate) fn shutdown(&self, limit: Duration) -> usize {
-        let deadline = std::time::Instant::now() + limit;
+        let deadline = Instant::now() + limit;
         let mut inner = self.inner.borrow_mut();
-        inner.table.drop_finished();
-        for id in inner.table.in_flight() {
-            inner.cancel(id);
+        let Inner { backend, table } = &mut *inner;
+        table.drop_finished();
+        for id in table.in_flight() {
+            backend.cancel(table, id);
         }
-        if inner.wake_armed {
-            inner.cancel_raw(WAKE_TAG);
-        }
-        while inner.busy() {
-            let now = std::time::Instant::now();
+        backend.stop_wake();
+        while table.live() > 0 || backend.busy() {
+            let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            let _ = inner.ring.enter(true, Some(deadline - now));
-            inner.reap();
-            inner.table.drop_finished();
+            let _ = backend.turn(table, true, Some(deadline - now));
+            table.drop_finished();
         }
-        if inner.busy() {
-            inner.table.leak_remaining()
+        if table.live() > 0 || backend.busy() {
+            table.leak_remaining()
         } else {
             0
         }
     }
 }
 
-impl Inner {
-    /// Anything the kernel has not given back yet.
-    fn busy(&self) -> bool {
-        self.table.live() > 0 || self.cancels_in_flight > 0 || self.wake_armed
-    }
-
-    /// Ensures one free submission slot, submitting (and reaping, when the
-    /// kernel pushes back) as needed.
-    fn make_room(&mut self) -> io::Result<()> {
-        while self.ring.sq_full() {
-            match self.ring.enter(false, None) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-                Err(e) => return Err(e),
-            }
-            // EBUSY means completions must be reaped before more submissions.
-            self.reap();
-        }
-        Ok(())
-    }
-
-    /// Queues an async cancel of `id`.
-    fn cancel(&mut self, id: OpId) {
-        self.cancel_raw(id.user_data());
-    }
-
-    /// Queues an async cancel of the entry carrying `user_data`.
-    fn cancel_raw(&mut self, user_data: u64) {
-        if self.make_room().is_err() {
-            // The queue cannot take it now; the entry stays in the table
-            // (owned, never freed early) and shutdown retries the cancel.
-            return;
-        }
-        let entry = io_uring::opcode::AsyncCancel::new(user_data)
-            .build()
-            .user_data(CANCEL_TAG);
-        // SAFETY: an async cancel carries no pointers; room was made above.
-        if unsafe { self.ring.push(&entry) }.is_ok() {
-            self.cancels_in_flight += 1;
-        }
-    }
-
-    /// Arms a poll on the wake-up eventfd if none is in flight.
-    fn arm_wake(&mut self) {
-        if self.wake_armed || self.make_room().is_err() {
-            return;
-        }
-        let entry =
-            io_uring::opcode::PollAdd::new(io_uring::types::Fd(self.wake_fd), libc::POLLIN as u32)
-                .build()
-                .user_data(WAKE_TAG);
-        // SAFETY: a poll carries no pointers into our memory; the eventfd
-        // outlives the ring (the runtime closes it after the driver).
-        if unsafe { self.ring.push(&entry) }.is_ok() {
-            self.wake_armed = true;
-        }
-    }
-
-    /// Moves every available completion into the table.
-    fn reap(&mut self) {
-        if let Some(fd) = self.ring.notify_raw() {
-            drain_eventfd(fd);
-        }
-        loop {
-            let Inner {
-                ring,
-                table,
-                cancels_in_flight,
-                wake_armed,
-                wake_fd,
-            } = self;
-            let n = ring.reap(|user_data, res, flags| match user_data {
-                CANCEL_TAG => *cancels_in_flight -= 1,
-                WAKE_TAG => {
-                    *wake_armed = false;
-                    drain_eventfd(*wake_fd);
-                }
-                _ => table.complete(OpId::from_user_data(user_data), CqeResult::new(res, flags)),
-            });
-            // Completions the kernel kept aside when the queue overflowed are
-            // flushed by the next enter; loop until none is left.
-            if n == 0 || !self.ring.cq_overflowed() {
-                break;
-            }
-            let _ = self.ring.enter(false, None);
-        }
-    }
-}
-
-/// Resets the wake-up eventfd's counter (non-blocking; it may be zero).
+/// Resets an eventfd's counter (non-blocking; it may be zero).
 fn drain_eventfd(fd: RawFd) {
     let mut buf = [0u8; 8];
     // SAFETY: `buf` is a valid 8-byte buffer for the duration of the call.

@@ -54,6 +54,14 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// No io_uring: only the kernel version (the epoll backend).
+    pub(super) fn kernel_only() -> Probe {
+        Probe {
+            kernel: kernel_version(),
+            ..Probe::default()
+        }
+    }
+
     /// Probes `ring`.
     pub(super) fn detect(ring: &IoUring, defer_taskrun: bool) -> Probe {
         let params = ring.params();

@@ -20,7 +20,7 @@ use super::CqeResult;
 
 /// Identifies one table entry: slot index and the slot's generation, so a stale
 /// id (or a cancel aimed at a finished operation) never touches a reused slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct OpId {
     /// Index into `Table::slots`.
     pub(crate) index: u32,
@@ -45,6 +45,11 @@ impl OpId {
 
 /// Kernel-facing data of one operation, type-erased so the table can hold any.
 pub trait Owned: 'static {
+    /// io_uring: the submission entry; may point into `self`, which sits at
+    /// its final heap address.
+    fn entry(&mut self) -> io_uring::squeue::Entry;
+    /// epoll: performs the operation now without blocking.
+    fn attempt(&mut self) -> super::Attempt;
     /// Hands the data back to the typed future that collects it.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     /// The completion arrived but nobody will collect it: release what it
@@ -336,6 +341,16 @@ impl Table {
                 Released::StillInFlight
             }
             State::Abandoned { .. } | State::Vacant => Released::StillInFlight,
+        }
+    }
+
+    /// The data of an entry the kernel has not finished with.
+    pub(crate) fn data_mut(&mut self, id: OpId) -> Option<&mut dyn Owned> {
+        match &mut self.slot(id)?.state {
+            State::Waiting { data, .. }
+            | State::Multishot { data, .. }
+            | State::Abandoned { data, .. } => Some(&mut **data),
+            _ => None,
         }
     }
 

@@ -5,9 +5,16 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use io_uring::{IoUring, squeue, types};
+use io_uring::{IoUring, opcode, squeue, types};
 
 use super::probe::Probe;
+use super::table::{OpId, Table};
+use super::{Backend, CqeResult, Kind, drain_eventfd};
+
+/// `user_data` of completions that belong to no table entry (async cancels).
+const CANCEL_TAG: u64 = u64::MAX;
+/// `user_data` of the poll on the runtime's wake-up eventfd.
+const WAKE_TAG: u64 = u64::MAX - 1;
 
 /// One io_uring instance and what the kernel told us about it.
 pub(super) struct Uring {
@@ -19,103 +26,109 @@ pub(super) struct Uring {
     /// deferred work is queued; registered the first time another event loop
     /// asks for something to watch (it costs a little per completion).
     notify: Option<OwnedFd>,
+    /// Async cancels sent whose completion has not arrived yet.
+    cancels_in_flight: usize,
+    /// A poll on the wake-up eventfd is in flight.
+    wake_armed: bool,
+    /// Arm the wake-up poll before sleeping (cleared at shutdown).
+    wake_wanted: bool,
+    /// The eventfd other threads write to wake this runtime.
+    wake_fd: RawFd,
+}
+
+/// Opcodes every source and the buffered layer rely on.
+fn missing_opcodes(p: &Probe) -> Vec<&'static str> {
+    let need = [
+        (p.read, "READ"),
+        (p.write, "WRITE"),
+        (p.recv, "RECV"),
+        (p.send, "SEND"),
+        (p.writev, "WRITEV"),
+        (p.accept, "ACCEPT"),
+        (p.connect, "CONNECT"),
+        (p.openat, "OPENAT"),
+        (p.close, "CLOSE"),
+        (p.shutdown, "SHUTDOWN"),
+        (p.timeout, "TIMEOUT"),
+        (p.async_cancel, "ASYNC_CANCEL"),
+    ];
+    need.iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, name)| *name)
+        .collect()
 }
 
 impl Uring {
     /// Sets up a ring of `entries`, preferring the cheapest task-run mode the
-    /// kernel offers: deferred task work (6.1), then cooperative (5.19), then none.
-    pub(super) fn new(entries: u32) -> io::Result<Uring> {
-        let entries = entries.max(2);
-        let attempts: [fn(&mut io_uring::Builder) -> &mut io_uring::Builder; 3] = [
-            |b| {
-                b.setup_single_issuer()
-                    .setup_defer_taskrun()
-                    .setup_taskrun_flag()
-                    .setup_submit_all()
-            },
-            |b| {
-                b.setup_coop_taskrun()
-                    .setup_taskrun_flag()
-                    .setup_submit_all()
-            },
-            |b| b,
-        ];
-        let mut last = None;
-        for (mode, attempt) in attempts.iter().enumerate() {
-            let mut builder = IoUring::builder();
-            builder
-                .setup_cqsize(entries.saturating_mul(4).max(16))
-                .setup_clamp();
-            attempt(&mut builder);
-            match builder.build(entries) {
-                Ok(ring) => {
-                    let probe = Probe::detect(&ring, mode == 0);
-                    return Ok(Uring {
-                        ring,
-                        probe,
-                        notify: None,
-                    });
-                }
-                // EINVAL: flags this kernel does not know; try fewer.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
-                Err(e) => return Err(setup_error(e)),
+    /// kernel offers: deferred task work (6.1), then cooperative (5.19), then
+    /// none. Fails, naming the cause, where the kernel refuses io_uring or
+    /// lacks an operation the crate needs.
+    pub(super) fn new(entries: u32, wake_fd: RawFd) -> io::Result<Uring> {
+        let (ring, defer) = setup(entries.max(2))?;
+        let probe = Probe::detect(&ring, defer);
+        let missing = missing_opcodes(&probe);
+        if !missing.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "io_uring lacks operations this crate needs: {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        Ok(Uring {
+            ring,
+            probe,
+            notify: None,
+            cancels_in_flight: 0,
+            wake_armed: false,
+            wake_wanted: true,
+            wake_fd,
+        })
+    }
+
+    /// Ensures one free submission slot, submitting (and reaping, when the
+    /// kernel pushes back) as needed.
+    fn make_room(&mut self, table: &mut Table) -> io::Result<()> {
+        while self.ring.submission().is_full() {
+            match self.enter(false, None) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e),
             }
+            // EBUSY means completions must be reaped before more submissions.
+            self.reap(table);
         }
-        Err(setup_error(last.expect("at least one attempt ran")))
+        Ok(())
     }
 
-    /// What the kernel supports.
-    pub(super) fn probe(&self) -> &Probe {
-        &self.probe
-    }
-
-    /// An fd that becomes readable when completions wait (also deferred
-    /// ones, which the ring fd itself does not signal).
-    pub(super) fn notify_fd(&mut self) -> io::Result<RawFd> {
-        if let Some(fd) = &self.notify {
-            return Ok(fd.as_raw_fd());
+    /// Pushes an entry that carries no pointers into our memory (cancels,
+    /// polls); returns whether it was queued.
+    fn push_plain(&mut self, table: &mut Table, entry: squeue::Entry) -> bool {
+        if self.make_room(table).is_err() {
+            return false;
         }
-        // SAFETY: eventfd takes no pointers; the result is checked.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
+        // SAFETY: the entry points into no memory of ours; room was made.
+        unsafe { self.ring.submission().push(&entry) }.is_ok()
+    }
+
+    /// Arms a poll on the wake-up eventfd if none is in flight.
+    fn arm_wake(&mut self, table: &mut Table) {
+        if self.wake_armed || !self.wake_wanted {
+            return;
         }
-        // SAFETY: `raw` is a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        self.ring.submitter().register_eventfd(raw)?;
-        self.notify = Some(fd);
-        Ok(raw)
-    }
-
-    /// The notification eventfd, if registered.
-    pub(super) fn notify_raw(&self) -> Option<RawFd> {
-        self.notify.as_ref().map(AsRawFd::as_raw_fd)
-    }
-
-    /// True when no submission entry can be pushed before submitting.
-    pub(super) fn sq_full(&mut self) -> bool {
-        self.ring.submission().is_full()
-    }
-
-    /// Pushes one entry.
-    ///
-    /// # Safety
-    /// Every pointer in `entry` must stay valid until its completion is reaped.
-    pub(super) unsafe fn push(&mut self, entry: &squeue::Entry) -> Result<(), squeue::PushError> {
-        // SAFETY: forwarded to the caller's contract.
-        unsafe { self.ring.submission().push(entry) }
-    }
-
-    /// True when the kernel holds completions it could not post (overflow).
-    pub(super) fn cq_overflowed(&mut self) -> bool {
-        self.ring.submission().cq_overflow()
+        let entry = opcode::PollAdd::new(types::Fd(self.wake_fd), libc::POLLIN as u32)
+            .build()
+            .user_data(WAKE_TAG);
+        // The eventfd outlives the ring: the runtime closes it after the driver.
+        self.wake_armed = self.push_plain(table, entry);
     }
 
     /// Submits what is queued; waits for one completion if `wait`, at most
     /// `timeout`. Skips the syscall when there is nothing to submit, nothing
     /// to wait for and no deferred kernel work. EINTR, ETIME, EAGAIN and EBUSY
     /// are not errors here: the caller reaps and comes back.
-    pub(super) fn enter(&mut self, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
+    fn enter(&mut self, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
         if !wait {
             let sq = self.ring.submission();
             if sq.is_empty() && !sq.taskrun() && !sq.cq_overflow() {
@@ -140,22 +153,162 @@ impl Uring {
         }
     }
 
-    /// Calls `f(user_data, result, flags)` for every completion available.
-    pub(super) fn reap(&mut self, mut f: impl FnMut(u64, i32, u32)) -> usize {
-        let mut n = 0;
-        for cqe in self.ring.completion() {
-            n += 1;
-            f(cqe.user_data(), cqe.result(), cqe.flags());
+    /// Moves every available completion into the table.
+    fn reap(&mut self, table: &mut Table) {
+        if let Some(fd) = &self.notify {
+            drain_eventfd(fd.as_raw_fd());
         }
-        n
+        loop {
+            let mut n = 0;
+            for cqe in self.ring.completion() {
+                n += 1;
+                match cqe.user_data() {
+                    CANCEL_TAG => self.cancels_in_flight -= 1,
+                    WAKE_TAG => {
+                        self.wake_armed = false;
+                        drain_eventfd(self.wake_fd);
+                    }
+                    user_data => table.complete(
+                        OpId::from_user_data(user_data),
+                        CqeResult::new(cqe.result(), cqe.flags()),
+                    ),
+                }
+            }
+            // Completions the kernel kept aside when the queue overflowed are
+            // flushed by the next enter; loop until none is left.
+            if n == 0 || !self.ring.submission().cq_overflow() {
+                break;
+            }
+            let _ = self.enter(false, None);
+        }
     }
+}
+
+/// Builds a ring, trying the task-run modes from cheapest to plainest;
+/// returns it and whether deferred task-run is on.
+fn setup(entries: u32) -> io::Result<(IoUring, bool)> {
+    let attempts: [fn(&mut io_uring::Builder) -> &mut io_uring::Builder; 3] = [
+        |b| {
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag()
+                .setup_submit_all()
+        },
+        |b| {
+            b.setup_coop_taskrun()
+                .setup_taskrun_flag()
+                .setup_submit_all()
+        },
+        |b| b,
+    ];
+    let mut last = None;
+    for (mode, attempt) in attempts.iter().enumerate() {
+        let mut builder = IoUring::builder();
+        builder
+            .setup_cqsize(entries.saturating_mul(4).max(16))
+            .setup_clamp();
+        attempt(&mut builder);
+        match builder.build(entries) {
+            Ok(ring) => return Ok((ring, mode == 0)),
+            // EINVAL: flags this kernel does not know; try fewer.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
+            Err(e) => return Err(setup_error(e)),
+        }
+    }
+    Err(setup_error(last.expect("at least one attempt ran")))
+}
+
+impl Backend for Uring {
+    fn kind(&self) -> Kind {
+        Kind::IoUring
+    }
+
+    fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    fn reserve(&mut self, table: &mut Table) -> io::Result<()> {
+        self.make_room(table)
+    }
+
+    fn submit(&mut self, table: &mut Table, id: OpId) {
+        let data = table
+            .data_mut(id)
+            .expect("submit of an entry that is not in the table");
+        let entry = data.entry().user_data(id.user_data());
+        // SAFETY: every pointer in `entry` refers to memory owned by the boxed
+        // data of table entry `id`, which is freed only after the kernel's
+        // completion for `id` has been reaped (table.rs); `reserve` made room
+        // just before, so the push cannot fail.
+        let pushed = unsafe { self.ring.submission().push(&entry) };
+        pushed.expect("submission queue full after reserve");
+    }
+
+    fn cancel(&mut self, table: &mut Table, id: OpId) {
+        let entry = opcode::AsyncCancel::new(id.user_data())
+            .build()
+            .user_data(CANCEL_TAG);
+        // If the queue cannot take it now the entry stays in the table
+        // (owned, never freed early) and shutdown sends another cancel.
+        if self.push_plain(table, entry) {
+            self.cancels_in_flight += 1;
+        }
+    }
+
+    fn turn(&mut self, table: &mut Table, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
+        if wait {
+            self.arm_wake(table);
+        }
+        let res = self.enter(wait, timeout);
+        self.reap(table);
+        res
+    }
+
+    fn busy(&self) -> bool {
+        self.cancels_in_flight > 0 || self.wake_armed
+    }
+
+    fn stop_wake(&mut self) {
+        self.wake_wanted = false;
+        if self.wake_armed {
+            let entry = opcode::AsyncCancel::new(WAKE_TAG)
+                .build()
+                .user_data(CANCEL_TAG);
+            // SAFETY: an async cancel carries no pointers into our memory.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                self.cancels_in_flight += 1;
+            }
+        }
+    }
+
+    fn completion_fd(&mut self) -> io::Result<RawFd> {
+        if let Some(fd) = &self.notify {
+            return Ok(fd.as_raw_fd());
+        }
+        let fd = new_eventfd()?;
+        self.ring.submitter().register_eventfd(fd.as_raw_fd())?;
+        let raw = fd.as_raw_fd();
+        self.notify = Some(fd);
+        Ok(raw)
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd.
+pub(super) fn new_eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; the result is checked.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// Names the usual causes when the kernel refuses to set up a ring.
 fn setup_error(e: io::Error) -> io::Error {
     let why = match e.raw_os_error() {
         Some(libc::EPERM) => {
-            "io_uring is not permitted (a seccomp filter such as Docker's default profile, or kernel.io_uring_disabled)"
+            "io_uring is not permitted (a seccomp filter such as Docker's default profile, or sysctl kernel.io_uring_disabled)"
         }
         Some(libc::ENOSYS) => "io_uring is not available (kernel too old or built without it)",
         Some(libc::ENOMEM) => "io_uring setup ran out of locked memory (raise RLIMIT_MEMLOCK)",

@@ -89,13 +89,32 @@ impl<S: ReadSource, D: Decoder> Frames<S, D> {
         (self.reader, self.decoder)
     }
 
+    /// Runs the decoder on the reader's buffer. An item that took more than
+    /// the maximum frame length is an error whether it arrived in pieces or
+    /// in one read.
+    fn decode(&mut self, eof: bool) -> Result<Option<D::Item>, D::Error> {
+        let buf = self.reader.buf.bytes_mut();
+        let before = buf.len();
+        let item = if eof {
+            self.decoder.decode_eof(buf)?
+        } else {
+            self.decoder.decode(buf)?
+        };
+        let used = before.saturating_sub(self.reader.buffer().len());
+        if item.is_some() && used > self.max_frame {
+            self.state = State::Done;
+            return Err(too_long(self.max_frame).into());
+        }
+        Ok(item)
+    }
+
     /// One step: decode from the buffer, or read more.
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<D::Item, D::Error>>> {
         loop {
             match self.state {
                 State::Done => return Poll::Ready(None),
                 State::Draining => {
-                    let item = self.decoder.decode_eof(self.reader.buf.bytes_mut());
+                    let item = self.decode(true);
                     if !matches!(item, Ok(Some(_))) {
                         self.state = State::Done;
                     }
@@ -103,7 +122,7 @@ impl<S: ReadSource, D: Decoder> Frames<S, D> {
                 }
                 State::Reading => {}
             }
-            if let Some(item) = self.decoder.decode(self.reader.buf.bytes_mut())? {
+            if let Some(item) = self.decode(false)? {
                 return Poll::Ready(Some(Ok(item)));
             }
             let have = self.reader.buffer().len();

@@ -74,7 +74,7 @@ fn poll_owned<S: ReadSource>(
     delim: u8,
     strip_cr: bool,
 ) -> Poll<Option<io::Result<Vec<u8>>>> {
-    let found = match ready!(reader.poll_record(cx, delim)) {
+    let found = match ready!(reader.poll_record(cx, delim, strip_cr)) {
         Ok(Some(found)) => found,
         Ok(None) => return Poll::Ready(None),
         Err(e) => return Poll::Ready(Some(Err(e))),

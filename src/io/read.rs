@@ -18,7 +18,7 @@ impl<S: ReadSource> BufReader<S> {
     /// Cancel safety: safe. A dropped call consumed nothing (the previous
     /// line is consumed by the next call, which does that first).
     pub async fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
-        let Some((len, consume)) = poll_fn(|cx| self.poll_record(cx, b'\n')).await? else {
+        let Some((len, consume)) = poll_fn(|cx| self.poll_record(cx, b'\n', true)).await? else {
             return Ok(None);
         };
         let delimited = consume > len;
@@ -33,7 +33,7 @@ impl<S: ReadSource> BufReader<S> {
     /// buffer until the next call; `None` at the end. Limits and cancel
     /// safety as [`next_line`](BufReader::next_line).
     pub async fn next_until(&mut self, delim: u8) -> io::Result<Option<&[u8]>> {
-        let Some((len, consume)) = poll_fn(|cx| self.poll_record(cx, delim)).await? else {
+        let Some((len, consume)) = poll_fn(|cx| self.poll_record(cx, delim, false)).await? else {
             return Ok(None);
         };
         Ok(Some(self.lend(len, consume)))
@@ -74,7 +74,7 @@ impl<S: ReadSource> BufReader<S> {
     ///
     /// Cancel safety: safe. A dropped call appended and consumed nothing.
     pub async fn read_until(&mut self, delim: u8, out: &mut Vec<u8>) -> io::Result<usize> {
-        let Some((_, consume)) = poll_fn(|cx| self.poll_record(cx, delim)).await? else {
+        let Some((_, consume)) = poll_fn(|cx| self.poll_record(cx, delim, false)).await? else {
             return Ok(0);
         };
         out.extend_from_slice(&self.buffer()[..consume]);
@@ -89,7 +89,7 @@ impl<S: ReadSource> BufReader<S> {
     ///
     /// Cancel safety: safe. A dropped call appended and consumed nothing.
     pub async fn read_line(&mut self, out: &mut String) -> io::Result<usize> {
-        let Some((_, consume)) = poll_fn(|cx| self.poll_record(cx, b'\n')).await? else {
+        let Some((_, consume)) = poll_fn(|cx| self.poll_record(cx, b'\n', true)).await? else {
             return Ok(0);
         };
         let line = std::str::from_utf8(&self.buffer()[..consume]).map_err(invalid_utf8)?;

@@ -245,23 +245,33 @@ impl<S: ReadSource> BufReader<S> {
     /// Polls for the next record ending in `delim` without consuming it:
     /// `Some((len, consume))` gives the record's length without the
     /// delimiter and the bytes it spans with it; a last record without a
-    /// delimiter ends the stream; `None` is the end.
+    /// delimiter ends the stream; `None` is the end. For a `line`, a `\r`
+    /// before the `\n` is part of the terminator, not of the length limit.
     pub(crate) fn poll_record(
         &mut self,
         cx: &mut Context<'_>,
         delim: u8,
+        line: bool,
     ) -> Poll<io::Result<Option<(usize, usize)>>> {
         self.buf.settle();
+        let max = self.max_record + usize::from(line);
         loop {
-            match self.buf.find(delim, self.max_record) {
-                Found::At(i) => return Poll::Ready(Ok(Some((i, i + 1)))),
-                Found::TooLong => return Poll::Ready(Err(self.too_long())),
+            match self.buf.find(delim, max) {
+                // Past the maximum only by a line's `\r` (`i <= max` holds).
+                Found::At(i) if i <= self.max_record || self.buf.filled()[i - 1] == b'\r' => {
+                    return Poll::Ready(Ok(Some((i, i + 1))));
+                }
+                Found::At(_) | Found::TooLong => return Poll::Ready(Err(self.too_long())),
                 Found::NeedMore => {}
             }
             let have = self.buf.filled().len();
             ready!(self.poll_fill(cx, have + 1))?;
             if self.buf.filled().len() == have {
                 self.eof = false;
+                // The last record has no delimiter, so no `\r` allowance.
+                if have > self.max_record {
+                    return Poll::Ready(Err(self.too_long()));
+                }
                 return Poll::Ready(Ok((have > 0).then_some((have, have))));
             }
         }

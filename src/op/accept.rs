@@ -5,8 +5,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{Operation, or_wait, ready_now, syscall_result};
+use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
 /// Accepts a connection on a listening socket; the new fd is close-on-exec.
 pub(crate) struct Accept {
@@ -20,7 +20,9 @@ pub(crate) struct Accept {
 
 impl std::fmt::Debug for Accept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Accept").field("fd", &self.fd).finish_non_exhaustive()
+        f.debug_struct("Accept")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,6 +51,19 @@ impl Operation for Accept {
         )
         .flags(libc::SOCK_CLOEXEC)
         .build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.raw();
+        // The listener may be blocking: accept only once it polls readable.
+        if !ready_now(fd, Interest::Read) {
+            return Attempt::Wait(fd, Interest::Read);
+        }
+        self.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let addr = (&mut self.addr as *mut libc::sockaddr_storage).cast();
+        // SAFETY: `addr`/`len` are owned fields sized for any address.
+        let ret = unsafe { libc::accept4(fd, addr, &mut self.len, libc::SOCK_CLOEXEC) };
+        or_wait(syscall_result(ret as isize), fd, Interest::Read)
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

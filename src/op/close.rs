@@ -5,8 +5,8 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::CqeResult;
+use super::{Operation, syscall_result};
+use crate::driver::{Attempt, CqeResult};
 
 /// Closes `fd`, which the caller gave up (no one else holds it).
 #[derive(Debug)]
@@ -27,6 +27,11 @@ impl Operation for Close {
 
     fn entry(&mut self) -> squeue::Entry {
         opcode::Close::new(types::Fd(self.fd)).build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        // SAFETY: the caller gave this fd up to the operation.
+        Attempt::Done(syscall_result(unsafe { libc::close(self.fd) } as isize))
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

@@ -4,8 +4,8 @@ use std::io;
 
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{Operation, syscall_result};
+use crate::driver::{Attempt, CqeResult, SharedFd};
 
 /// Syncs the whole file, like `fsync(2)` (or `fdatasync(2)` with `data_only`).
 #[derive(Debug)]
@@ -35,6 +35,19 @@ impl Operation for Fsync {
         opcode::Fsync::new(types::Fd(self.fd.raw()))
             .flags(flags)
             .build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.raw();
+        // SAFETY: plain integers.
+        let ret = unsafe {
+            if self.data_only {
+                libc::fdatasync(fd)
+            } else {
+                libc::fsync(fd)
+            }
+        };
+        Attempt::Done(syscall_result(ret as isize))
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

@@ -27,13 +27,14 @@ mod writev;
 
 use std::future::Future;
 use std::io;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use crate::driver::{self, CqeResult, Driver, OpId, Owned};
+use crate::driver::{self, Attempt, CqeResult, Driver, Interest, OpId, Owned};
 
 pub(crate) use accept::Accept;
 pub(crate) use close::Close;
@@ -47,7 +48,7 @@ pub(crate) use sendmsg::SendMsg;
 pub(crate) use shutdown::Shutdown;
 pub(crate) use timeout::Timeout;
 pub(crate) use write::Write;
-pub(crate) use writev::{Writev, MAX_SEGMENTS};
+pub(crate) use writev::{MAX_SEGMENTS, Writev};
 
 /// One kernel operation and the memory it owns.
 pub trait Operation: Sized + 'static {
@@ -62,6 +63,10 @@ pub trait Operation: Sized + 'static {
     /// address, so the entry may point into it.
     fn entry(&mut self) -> squeue::Entry;
 
+    /// The epoll backend: performs the operation now with its non-blocking
+    /// system call, or says what to wait for.
+    fn attempt(&mut self) -> Attempt;
+
     /// Turns the completion into the output, handing owned data back.
     fn complete(self, res: CqeResult) -> Self::Output;
 
@@ -74,6 +79,12 @@ pub trait Operation: Sized + 'static {
 }
 
 impl<T: Operation> Owned for T {
+    fn entry(&mut self) -> squeue::Entry {
+        Operation::entry(self)
+    }
+    fn attempt(&mut self) -> Attempt {
+        Operation::attempt(self)
+    }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self
     }
@@ -121,7 +132,7 @@ impl<T: Operation> Op<T> {
     pub(crate) fn submit(op: T) -> Op<T> {
         let op = Box::new(op);
         let state = match driver::current() {
-            Ok(driver) => match driver.submit(op, false, T::entry) {
+            Ok(driver) => match driver.submit(op, false) {
                 Ok(id) => State::Submitted { driver, id },
                 Err((op, e)) => State::Failed(op, e),
             },
@@ -168,3 +179,60 @@ impl<T: Operation> Drop for Op<T> {
 
 /// Offset meaning "the file's current position" (or none, for streams).
 pub(crate) const CURRENT_POS: u64 = u64::MAX;
+
+/// A system call's return value as a completion result: itself, or `-errno`.
+/// The one place the epoll backend's system call results are read.
+pub(crate) fn syscall_result(ret: isize) -> i32 {
+    if ret < 0 {
+        -io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    } else {
+        i32::try_from(ret).unwrap_or(i32::MAX)
+    }
+}
+
+/// `-EAGAIN` means: wait until `fd` is ready for `interest`.
+pub(crate) fn or_wait(res: i32, fd: RawFd, interest: Interest) -> Attempt {
+    if res == -libc::EAGAIN {
+        Attempt::Wait(fd, interest)
+    } else {
+        Attempt::Done(res)
+    }
+}
+
+/// Whether `fd` is ready for `interest` now (for fds that may be blocking,
+/// such as pipes and terminals shared with other processes).
+pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> bool {
+    let events = match interest {
+        Interest::Read => libc::POLLIN,
+        Interest::Write => libc::POLLOUT,
+    };
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n != 0
+}
+
+/// Reads from a stream fd without blocking: `recv` for sockets, else a
+/// `read` once the fd is readable.
+pub(crate) fn read_stream(fd: RawFd, ptr: *mut u8, len: usize) -> Attempt {
+    // SAFETY: the caller passes memory it owns, valid for `len` bytes.
+    let res = syscall_result(unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) });
+    if res != -libc::ENOTSOCK {
+        return or_wait(res, fd, Interest::Read);
+    }
+    if !ready_now(fd, Interest::Read) {
+        return Attempt::Wait(fd, Interest::Read);
+    }
+    // SAFETY: as above.
+    or_wait(
+        syscall_result(unsafe { libc::read(fd, ptr.cast(), len) }),
+        fd,
+        Interest::Read,
+    )
+}

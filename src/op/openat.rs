@@ -6,8 +6,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::CqeResult;
+use super::{Operation, syscall_result};
+use crate::driver::{Attempt, CqeResult};
 
 /// Opens `path` relative to the current directory.
 #[derive(Debug)]
@@ -39,6 +39,19 @@ impl Operation for OpenAt {
             .flags(self.flags)
             .mode(self.mode)
             .build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        // SAFETY: `path` is an owned NUL-terminated string.
+        let ret = unsafe {
+            libc::openat(
+                libc::AT_FDCWD,
+                self.path.as_ptr(),
+                self.flags,
+                self.mode as libc::c_uint,
+            )
+        };
+        Attempt::Done(syscall_result(ret as isize))
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

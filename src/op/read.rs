@@ -5,8 +5,8 @@ use std::io;
 use bytes::BytesMut;
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{CURRENT_POS, Operation, read_stream, syscall_result};
+use crate::driver::{Attempt, CqeResult, SharedFd};
 
 /// Reads into `buf[len..capacity]` at `offset` (or the current position /
 /// none, with [`CURRENT_POS`](super::CURRENT_POS)).
@@ -40,13 +40,32 @@ impl Operation for Read {
             .build()
     }
 
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.raw();
+        let spare = self.buf.spare_capacity_mut();
+        let (ptr, len) = (spare.as_mut_ptr().cast::<u8>(), spare.len());
+        if self.offset == CURRENT_POS {
+            return read_stream(fd, ptr, len);
+        }
+        // SAFETY: `ptr` is the spare capacity of the owned buffer, `len` long.
+        let ret = unsafe { libc::pread(fd, ptr.cast(), len, self.offset as libc::off_t) };
+        match syscall_result(ret) {
+            // Not seekable (a pipe): io_uring ignores the offset there too.
+            res if res == -libc::ESPIPE => read_stream(fd, ptr, len),
+            res => Attempt::Done(res),
+        }
+    }
+
     fn complete(mut self, res: CqeResult) -> Self::Output {
         let n = match res.result {
             Ok(n) => n as usize,
             Err(e) => return (Err(e), self.buf),
         };
         let len = self.buf.len() + n;
-        assert!(len <= self.buf.capacity(), "kernel reported more than it was given");
+        assert!(
+            len <= self.buf.capacity(),
+            "kernel reported more than it was given"
+        );
         // SAFETY: the kernel initialised `n` bytes after the old length
         // (checked to lie within the capacity just above).
         unsafe { self.buf.set_len(len) };

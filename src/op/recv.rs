@@ -5,8 +5,8 @@ use std::io;
 use bytes::BytesMut;
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{Operation, or_wait, syscall_result};
+use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
 /// Receives at most `buf.capacity() - buf.len()` bytes.
 #[derive(Debug)]
@@ -34,13 +34,31 @@ impl Operation for Recv {
         opcode::Recv::new(types::Fd(self.fd.raw()), spare.as_mut_ptr().cast(), len).build()
     }
 
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.raw();
+        let spare = self.buf.spare_capacity_mut();
+        // SAFETY: the spare capacity of the owned buffer, its length.
+        let ret = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        or_wait(syscall_result(ret), fd, Interest::Read)
+    }
+
     fn complete(mut self, res: CqeResult) -> Self::Output {
         let n = match res.result {
             Ok(n) => n as usize,
             Err(e) => return (Err(e), self.buf),
         };
         let len = self.buf.len() + n;
-        assert!(len <= self.buf.capacity(), "kernel reported more than it was given");
+        assert!(
+            len <= self.buf.capacity(),
+            "kernel reported more than it was given"
+        );
         // SAFETY: the kernel initialised `n` bytes after the old length
         // (checked to lie within the capacity just above).
         unsafe { self.buf.set_len(len) };

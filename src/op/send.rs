@@ -5,8 +5,8 @@ use std::io;
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{Operation, or_wait, syscall_result};
+use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
 /// Sends `buf` (the kernel may send less).
 #[derive(Debug)]
@@ -33,6 +33,14 @@ impl Operation for Send {
         opcode::Send::new(types::Fd(self.fd.raw()), self.buf.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
             .build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.raw();
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: the owned bytes, their length.
+        let ret = unsafe { libc::send(fd, self.buf.as_ptr().cast(), self.buf.len(), flags) };
+        or_wait(syscall_result(ret), fd, Interest::Write)
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

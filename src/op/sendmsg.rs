@@ -7,8 +7,8 @@ use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
 
 use super::writev::iovecs;
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{Operation, or_wait, syscall_result};
+use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
 /// Sends `bufs` in order.
 pub(crate) struct SendMsg {
@@ -54,6 +54,16 @@ impl Operation for SendMsg {
         opcode::SendMsg::new(types::Fd(self.fd.raw()), &*self.msg)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        self.msg.msg_iov = self.iovecs.as_mut_ptr();
+        self.msg.msg_iovlen = self.iovecs.len();
+        let fd = self.fd.raw();
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: the header points at iovecs describing the owned segments.
+        let ret = unsafe { libc::sendmsg(fd, &*self.msg, flags) };
+        or_wait(syscall_result(ret), fd, Interest::Write)
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

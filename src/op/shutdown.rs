@@ -4,8 +4,8 @@ use std::io;
 
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{Operation, syscall_result};
+use crate::driver::{Attempt, CqeResult, SharedFd};
 
 /// `shutdown(2)` of `fd` with `how` (`SHUT_WR`, `SHUT_RD`, `SHUT_RDWR`).
 #[derive(Debug)]
@@ -28,6 +28,13 @@ impl Operation for Shutdown {
 
     fn entry(&mut self) -> squeue::Entry {
         opcode::Shutdown::new(types::Fd(self.fd.raw()), self.how).build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        // SAFETY: plain integers.
+        Attempt::Done(syscall_result(
+            unsafe { libc::shutdown(self.fd.raw(), self.how) } as isize,
+        ))
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

@@ -1,18 +1,20 @@
 //! `IORING_OP_TIMEOUT`: complete after a relative duration.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types};
 
 use super::Operation;
-use crate::driver::CqeResult;
+use crate::driver::{Attempt, CqeResult};
 
 /// Fires after `ts`.
 #[derive(Debug)]
 pub(crate) struct Timeout {
     /// The duration the kernel reads at submission.
     ts: types::Timespec,
+    /// The same duration, for the epoll backend's timer.
+    duration: Duration,
 }
 
 impl Timeout {
@@ -20,6 +22,7 @@ impl Timeout {
     pub(crate) fn new(d: Duration) -> Timeout {
         Timeout {
             ts: types::Timespec::from(d),
+            duration: d,
         }
     }
 }
@@ -30,6 +33,10 @@ impl Operation for Timeout {
 
     fn entry(&mut self) -> squeue::Entry {
         opcode::Timeout::new(&self.ts).build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Until(Instant::now() + self.duration)
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

@@ -5,8 +5,8 @@ use std::io;
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{CURRENT_POS, Operation, or_wait, ready_now, syscall_result};
+use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
 /// Writes `buf` at `offset` (or the current position with `CURRENT_POS`).
 #[derive(Debug)]
@@ -34,6 +34,28 @@ impl Operation for Write {
         opcode::Write::new(types::Fd(self.fd.raw()), self.buf.as_ptr(), len)
             .offset(self.offset)
             .build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.raw();
+        let (ptr, len) = (self.buf.as_ptr(), self.buf.len());
+        if self.offset != CURRENT_POS {
+            // SAFETY: the owned bytes, their length.
+            let ret = unsafe { libc::pwrite(fd, ptr.cast(), len, self.offset as libc::off_t) };
+            let res = syscall_result(ret);
+            // Not seekable (a pipe): io_uring ignores the offset there too.
+            if res != -libc::ESPIPE {
+                return Attempt::Done(res);
+            }
+        }
+        if !ready_now(fd, Interest::Write) {
+            return Attempt::Wait(fd, Interest::Write);
+        }
+        // A pipe that polls writable takes PIPE_BUF bytes without blocking.
+        let len = len.min(libc::PIPE_BUF);
+        // SAFETY: the owned bytes, at most their length.
+        let ret = unsafe { libc::write(fd, ptr.cast(), len) };
+        or_wait(syscall_result(ret), fd, Interest::Write)
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

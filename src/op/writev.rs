@@ -6,8 +6,8 @@ use std::io;
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
 
-use super::Operation;
-use crate::driver::{CqeResult, SharedFd};
+use super::{CURRENT_POS, Operation, or_wait, ready_now, syscall_result};
+use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
 /// Most segments one vectored operation carries (well under `IOV_MAX`).
 pub(crate) const MAX_SEGMENTS: usize = 64;
@@ -69,6 +69,30 @@ impl Operation for Writev {
         )
         .offset(self.offset)
         .build()
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.raw();
+        let (iov, n) = (self.iovecs.as_ptr(), self.iovecs.len() as libc::c_int);
+        if self.offset != CURRENT_POS {
+            // SAFETY: iovecs describing the owned segments.
+            let ret = unsafe { libc::pwritev(fd, iov, n, self.offset as libc::off_t) };
+            let res = syscall_result(ret);
+            // Not seekable (a pipe): io_uring ignores the offset there too.
+            if res != -libc::ESPIPE {
+                return Attempt::Done(res);
+            }
+        }
+        if !ready_now(fd, Interest::Write) {
+            return Attempt::Wait(fd, Interest::Write);
+        }
+        // A pipe that polls writable takes PIPE_BUF bytes without blocking:
+        // write at most that much of the first segment.
+        let first = self.bufs.first().map_or(&[][..], |b| &b[..]);
+        let len = first.len().min(libc::PIPE_BUF);
+        // SAFETY: the owned first segment, at most its length.
+        let ret = unsafe { libc::write(fd, first.as_ptr().cast(), len) };
+        or_wait(syscall_result(ret), fd, Interest::Write)
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

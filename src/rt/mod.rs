@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::driver::{self, Config, Driver, Probe};
+use crate::driver::{self, Config, Driver, Kind as DriverKind, Probe};
 use sched::{MAIN, Scheduler};
 
 pub(crate) use task::spawn_lingering;
@@ -50,11 +50,16 @@ pub struct Runtime {
     linger: Duration,
 }
 
+/// Environment variable that forces a backend: `uring` or `epoll`.
+pub const DRIVER_ENV: &str = "URING_BUFIO_DRIVER";
+
 /// Settings for a [`Runtime`].
 #[derive(Clone, Debug)]
 pub struct Builder {
     /// Submission queue size.
     entries: u32,
+    /// The backend chosen in code, if any.
+    driver: Option<DriverKind>,
     /// Background flush limit.
     linger: Duration,
 }
@@ -63,15 +68,17 @@ impl Default for Builder {
     fn default() -> Builder {
         Builder {
             entries: 256,
+            driver: None,
             linger: Duration::from_secs(10),
         }
     }
 }
 
 impl Builder {
-    /// Submission queue entries (default 256; the kernel rounds up to a
-    /// power of two). A full queue is submitted and refilled, never dropped,
-    /// so even 8 works for any number of operations.
+    /// io_uring submission queue entries (default 256; the kernel rounds up
+    /// to a power of two). A full queue is submitted and refilled, never
+    /// dropped, so even 8 works for any number of operations. The epoll
+    /// backend has no queue and ignores this.
     pub fn entries(&mut self, entries: u32) -> &mut Builder {
         self.entries = entries;
         self
@@ -85,8 +92,40 @@ impl Builder {
         self
     }
 
-    /// Builds the runtime: sets up the ring and probes the kernel.
+    /// Chooses the kernel interface. Without this call the environment
+    /// variable `URING_BUFIO_DRIVER` (`uring` or `epoll`) decides, and
+    /// without that io_uring is used where the kernel allows it and has the
+    /// operations the crate needs, else epoll. Forcing io_uring where it is
+    /// refused makes [`build`](Builder::build) fail with an error naming
+    /// the cause (seccomp or `kernel.io_uring_disabled`, an old kernel, the
+    /// memlock limit).
+    pub fn driver(&mut self, driver: DriverKind) -> &mut Builder {
+        self.driver = Some(driver);
+        self
+    }
+
+    /// The backend asked for in code or in the environment.
+    fn chosen_driver(&self) -> io::Result<Option<DriverKind>> {
+        if self.driver.is_some() {
+            return Ok(self.driver);
+        }
+        match std::env::var(DRIVER_ENV) {
+            Err(_) => Ok(None),
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "auto" => Ok(None),
+                "uring" | "io_uring" | "io-uring" => Ok(Some(DriverKind::IoUring)),
+                "epoll" => Ok(Some(DriverKind::Epoll)),
+                other => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{DRIVER_ENV}={other:?}: expected \"uring\" or \"epoll\""),
+                )),
+            },
+        }
+    }
+
+    /// Builds the runtime: starts the backend and probes the kernel.
     pub fn build(&self) -> io::Result<Runtime> {
+        let kind = self.chosen_driver()?;
         // SAFETY: eventfd takes no pointers; the result is checked.
         let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if wake_fd < 0 {
@@ -97,6 +136,7 @@ impl Builder {
         let driver = Rc::new(Driver::new(
             &Config {
                 entries: self.entries,
+                kind,
             },
             wake_fd,
         )?);
@@ -158,6 +198,11 @@ impl Runtime {
     /// Settings for a runtime.
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// The kernel interface this runtime drives.
+    pub fn driver(&self) -> DriverKind {
+        self.driver.kind()
     }
 
     /// What the kernel supports, probed when the runtime started.

@@ -1,0 +1,375 @@
+//! The epoll backend, for hosts that refuse io_uring.
+//!
+//! An operation is tried at once with its non-blocking system call
+//! ([`Owned::attempt`](super::Owned::attempt)). If it would block it waits
+//! for readiness of its fd: each fd is registered one-shot for the union of
+//! what its waiting operations need, and re-armed while any still wait.
+//! Timeouts wait in a heap. Regular files cannot be waited on with epoll;
+//! their operations complete at once with positional system calls on the
+//! runtime thread (page-cache reads and writes are memory copies).
+//!
+//! Completions reach the table exactly as io_uring's do, so every guarantee
+//! above the driver holds unchanged.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::probe::Probe;
+use super::table::{OpId, Table};
+use super::{Attempt, Backend, CqeResult, Interest, Kind, drain_eventfd};
+
+/// `epoll_event.u64` of the runtime's wake-up eventfd.
+const WAKE_TAG: u64 = u64::MAX;
+/// `epoll_event.u64` of the timerfd that fires at the earliest timeout.
+const TIMER_TAG: u64 = u64::MAX - 1;
+
+/// Operations waiting for one fd.
+#[derive(Debug, Default)]
+struct Waiters {
+    /// Waiting to read (or accept).
+    read: Vec<OpId>,
+    /// Waiting to write (or connect).
+    write: Vec<OpId>,
+}
+
+impl Waiters {
+    /// The epoll events to wait for, one-shot.
+    fn events(&self) -> u32 {
+        let mut ev = libc::EPOLLONESHOT as u32;
+        if !self.read.is_empty() {
+            ev |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        }
+        if !self.write.is_empty() {
+            ev |= libc::EPOLLOUT as u32;
+        }
+        ev
+    }
+
+    /// Removes `id`; returns whether it was there.
+    fn remove(&mut self, id: OpId) -> bool {
+        let before = self.read.len() + self.write.len();
+        self.read.retain(|&w| w != id);
+        self.write.retain(|&w| w != id);
+        before != self.read.len() + self.write.len()
+    }
+}
+
+/// The epoll backend's state.
+pub(super) struct Epoll {
+    /// The epoll instance; also the completion fd for other event loops.
+    epfd: OwnedFd,
+    /// Operations waiting for readiness, by fd. An fd is here only while
+    /// some operation waits on it (and holds it open).
+    waiting: HashMap<RawFd, Waiters>,
+    /// Which fd each waiting operation waits on.
+    waits_on: HashMap<OpId, RawFd>,
+    /// Timeouts by deadline; entries of finished operations are skipped.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Fires at the earliest deadline, so the epoll fd (the completion fd)
+    /// also turns readable when a timeout is due.
+    timer_fd: OwnedFd,
+    /// The deadline `timer_fd` is armed for.
+    armed_for: Option<Instant>,
+    /// Kernel version only: nothing of io_uring is used.
+    probe: Probe,
+    /// Reused buffer for `epoll_wait`.
+    events: Vec<libc::epoll_event>,
+    /// The runtime's wake-up eventfd, registered level-triggered.
+    wake_fd: RawFd,
+}
+
+impl Epoll {
+    /// Creates the epoll instance and registers the wake-up eventfd.
+    pub(super) fn new(wake_fd: RawFd) -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes no pointers; the result is checked.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new fd nothing else owns.
+        let epfd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: timerfd_create takes no pointers; the result is checked.
+        let traw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if traw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `traw` is a new fd nothing else owns.
+        let timer_fd = unsafe { OwnedFd::from_raw_fd(traw) };
+        watch(raw, wake_fd, WAKE_TAG)?;
+        watch(raw, traw, TIMER_TAG)?;
+        Ok(Epoll {
+            epfd,
+            timer_fd,
+            armed_for: None,
+            waiting: HashMap::new(),
+            waits_on: HashMap::new(),
+            timers: BinaryHeap::new(),
+            probe: Probe::kernel_only(),
+            events: Vec::with_capacity(256),
+            wake_fd,
+        })
+    }
+
+    /// Tries entry `id` until it finishes or has to wait.
+    fn run(&mut self, table: &mut Table, id: OpId) {
+        loop {
+            let Some(data) = table.data_mut(id) else {
+                return;
+            };
+            match data.attempt() {
+                Attempt::Done(res) if res == -libc::EINTR => continue,
+                Attempt::Done(res) => table.complete(id, CqeResult::new(res, 0)),
+                Attempt::Wait(fd, interest) => self.wait(table, id, fd, interest),
+                Attempt::Until(deadline) => {
+                    self.timers.push(Reverse((deadline, id.user_data())));
+                    self.arm_timer();
+                }
+            }
+            return;
+        }
+    }
+
+    /// Parks `id` until `fd` is ready for `interest`. An fd epoll cannot
+    /// watch fails the operation with the reason.
+    fn wait(&mut self, table: &mut Table, id: OpId, fd: RawFd, interest: Interest) {
+        let w = self.waiting.entry(fd).or_default();
+        match interest {
+            Interest::Read => w.read.push(id),
+            Interest::Write => w.write.push(id),
+        }
+        self.waits_on.insert(id, fd);
+        if let Err(e) = self.arm(fd) {
+            self.forget(id);
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            table.complete(id, CqeResult::new(-errno, 0));
+        }
+    }
+
+    /// Removes `id` from the waiters; returns whether it was waiting.
+    fn forget(&mut self, id: OpId) -> bool {
+        let Some(fd) = self.waits_on.remove(&id) else {
+            return false;
+        };
+        if let Some(w) = self.waiting.get_mut(&fd)
+            && w.remove(id)
+            && w.read.is_empty()
+            && w.write.is_empty()
+        {
+            self.waiting.remove(&fd);
+        }
+        true
+    }
+
+    /// (Re-)arms the one-shot registration of `fd` for its waiters.
+    fn arm(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(w) = self.waiting.get(&fd) else {
+            return Ok(());
+        };
+        let mut ev = libc::epoll_event {
+            events: w.events(),
+            u64: fd as u64,
+        };
+        let ep = self.epfd.as_raw_fd();
+        // SAFETY: `ev` is valid for each call; `fd` is held open by the
+        // waiting operations.
+        let mut rc = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, &mut ev) };
+        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
+            // SAFETY: as above.
+            rc = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        }
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// `fd` reported `events`: retries the operations that were waiting for
+    /// them, then re-arms for those still waiting.
+    fn wake(&mut self, table: &mut Table, fd: RawFd, events: u32) {
+        let ids = self.ready(fd, events);
+        for id in ids {
+            self.waits_on.remove(&id);
+            self.run(table, id);
+        }
+        if self.waiting.contains_key(&fd)
+            && let Err(e) = self.arm(fd)
+        {
+            // Re-arming an fd that was armed before fails only if it went
+            // away; fail its waiters rather than leave them hanging.
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            for id in self.ready(fd, u32::MAX) {
+                self.waits_on.remove(&id);
+                table.complete(id, CqeResult::new(-errno, 0));
+            }
+        }
+    }
+
+    /// Takes the waiters of `fd` that `events` concern.
+    fn ready(&mut self, fd: RawFd, events: u32) -> Vec<OpId> {
+        let Some(w) = self.waiting.get_mut(&fd) else {
+            return Vec::new();
+        };
+        let any = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        let readable = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | any;
+        let writable = libc::EPOLLOUT as u32 | any;
+        let mut ids = Vec::new();
+        if events & readable != 0 {
+            ids.append(&mut w.read);
+        }
+        if events & writable != 0 {
+            ids.append(&mut w.write);
+        }
+        if w.read.is_empty() && w.write.is_empty() {
+            self.waiting.remove(&fd);
+        }
+        ids
+    }
+
+    /// Completes expired timeouts and re-arms the timerfd for the next.
+    fn expire(&mut self, table: &mut Table) {
+        let now = Instant::now();
+        while let Some(Reverse((deadline, user_data))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            table.complete(
+                OpId::from_user_data(user_data),
+                CqeResult::new(-libc::ETIME, 0),
+            );
+        }
+        self.arm_timer();
+    }
+
+    /// Arms the timerfd for the earliest deadline, if that changed.
+    fn arm_timer(&mut self) {
+        let next = self.timers.peek().map(|Reverse((d, _))| *d);
+        if next == self.armed_for {
+            return;
+        }
+        // A zero value disarms; a due deadline fires after 1 ns.
+        let wait = next.map_or(Duration::ZERO, |d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_nanos(1))
+        });
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: wait.as_secs() as libc::time_t,
+                tv_nsec: wait.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is valid for the call; the old value is not asked for.
+        let rc = unsafe {
+            libc::timerfd_settime(self.timer_fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+        };
+        if rc == 0 {
+            self.armed_for = next;
+        }
+    }
+}
+
+impl Backend for Epoll {
+    fn kind(&self) -> Kind {
+        Kind::Epoll
+    }
+
+    fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    fn reserve(&mut self, _table: &mut Table) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn submit(&mut self, table: &mut Table, id: OpId) {
+        self.run(table, id);
+    }
+
+    fn cancel(&mut self, table: &mut Table, id: OpId) {
+        if self.forget(id) {
+            table.complete(id, CqeResult::new(-libc::ECANCELED, 0));
+        } else if self
+            .timers
+            .iter()
+            .any(|Reverse((_, u))| *u == id.user_data())
+        {
+            // The heap entry goes stale: completing a finished id is a no-op.
+            table.complete(id, CqeResult::new(-libc::ECANCELED, 0));
+        }
+    }
+
+    fn turn(&mut self, table: &mut Table, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
+        self.expire(table);
+        // Timeouts wake the wait through the timerfd.
+        let limit = if wait { timeout } else { Some(Duration::ZERO) };
+        // Round up so a timer is not polled for again a moment too early.
+        let ms = limit.map_or(-1, |d| {
+            d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+        });
+        self.events.clear();
+        let cap = self.events.capacity() as i32;
+        // SAFETY: `events` has room for `cap` entries, which the kernel
+        // fills; `set_len` below covers only what it reported.
+        let n =
+            unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), cap, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: the kernel initialised the first `n` events.
+        unsafe { self.events.set_len(n as usize) };
+        for i in 0..self.events.len() {
+            let (key, ev) = (self.events[i].u64, self.events[i].events);
+            if key == WAKE_TAG {
+                drain_eventfd(self.wake_fd);
+            } else if key == TIMER_TAG {
+                // Reading resets the expiration count; `expire` runs below.
+                drain_eventfd(self.timer_fd.as_raw_fd());
+                self.armed_for = None;
+            } else {
+                self.wake(table, key as RawFd, ev);
+            }
+        }
+        self.expire(table);
+        Ok(())
+    }
+
+    fn busy(&self) -> bool {
+        false
+    }
+
+    fn stop_wake(&mut self) {}
+
+    fn completion_fd(&mut self) -> io::Result<RawFd> {
+        Ok(self.epfd.as_raw_fd())
+    }
+}
+
+/// Registers `fd` level-triggered for reading under `tag`.
+fn watch(epfd: RawFd, fd: RawFd, tag: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: tag,
+    };
+    // SAFETY: `ev` is a valid event for the duration of the call.
+    if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
