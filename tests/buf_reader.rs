@@ -582,7 +582,6 @@ fn max_record_len_does_not_count_the_delimiter() {
 /// passes `next_line`, `read_line` and `lines()`, as the same line ending
 /// in `\n` does.
 #[test]
-
 fn crlf_line_of_max_bytes_is_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("crlf");

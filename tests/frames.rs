@@ -344,7 +344,6 @@ fn frame_over_max_frame_len_is_invalid_data() {
 /// reserve room for the whole announced frame: a 5000-byte frame with a
 /// maximum of 1000 is `InvalidData`, not a frame.
 #[test]
-
 fn length_delimited_frame_over_max_frame_len_is_invalid_data() {
     run(async {
         let (a, b) = UnixStream::pair()?;
