@@ -3,7 +3,8 @@
 //! runs a tokio-util codec over our reader, and says how fast and on which
 //! kernel interface.
 //!
-//! `cargo run --release --example demo`
+//! `cargo run --release --example demo` (add `URING_BUFIO_DRIVER=epoll` in
+//! front to run it on the epoll backend).
 
 use std::io;
 use std::time::Instant;
@@ -11,10 +12,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LinesCodec};
-use uring_bufio::Runtime;
 use uring_bufio::fs::File;
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream};
+use uring_bufio::{DriverKind, Runtime};
 
 /// Lines in the demo file.
 const FILE_LINES: usize = 1_000_000;
@@ -26,10 +27,18 @@ const PIPELINED: usize = 200_000;
 fn main() -> io::Result<()> {
     let rt = Runtime::new()?;
     let probe = rt.probe();
-    println!(
-        "kernel interface: io_uring (Linux {}.{}, deferred task-run: {}, provided buffer rings: {})",
-        probe.kernel.0, probe.kernel.1, probe.defer_taskrun, probe.buf_ring
-    );
+    match rt.driver() {
+        DriverKind::IoUring => println!(
+            "kernel interface: io_uring (Linux {}.{}, deferred task-run: {}, provided buffer rings: {})",
+            probe.kernel.0, probe.kernel.1, probe.defer_taskrun, probe.buf_ring
+        ),
+        DriverKind::Epoll => println!(
+            "kernel interface: epoll (Linux {}.{}; io_uring refused here, or {} chose epoll)",
+            probe.kernel.0,
+            probe.kernel.1,
+            uring_bufio::DRIVER_ENV
+        ),
+    }
     let dir = std::env::temp_dir().join(format!("uring-bufio-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = rt.block_on(async {
