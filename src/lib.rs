@@ -78,3 +78,10 @@ pub use driver::{Kind as DriverKind, Probe};
 pub use rt::time;
 pub use rt::{Builder, DRIVER_ENV, JoinError, JoinHandle, Runtime, spawn};
 pub use source::{ReadSource, WriteSink};
+
+/// Test-only fault injection and the quarantine check (feature
+/// `fault-injection`, which the crate's own test suite turns on).
+#[cfg(feature = "fault-injection")]
+pub mod faults {
+    pub use crate::driver::faults::{FaultPlan, FaultStats, quarantine_report};
+}

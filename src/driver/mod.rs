@@ -33,6 +33,8 @@
 //! a negative result becomes an `io::Error`.
 
 mod epoll;
+#[cfg(feature = "fault-injection")]
+pub(crate) mod faults;
 mod fd;
 mod probe;
 mod table;
@@ -144,6 +146,9 @@ pub(crate) struct Config {
     pub(crate) entries: u32,
     /// The backend to use; `None` chooses: io_uring where it works.
     pub(crate) kind: Option<Kind>,
+    /// Faults to inject (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: Option<faults::FaultPlan>,
 }
 
 /// The driver: a backend and the table of operations in flight.
@@ -158,6 +163,9 @@ struct Inner {
     backend: Box<dyn Backend>,
     /// Every operation the kernel may still touch.
     table: Table,
+    /// Faults being injected (tests only).
+    #[cfg(feature = "fault-injection")]
+    faults: Option<faults::Faults>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -189,6 +197,8 @@ impl Driver {
             inner: RefCell::new(Inner {
                 backend,
                 table: Table::default(),
+                #[cfg(feature = "fault-injection")]
+                faults: config.faults.clone().map(faults::Faults::new),
             }),
         })
     }
@@ -220,7 +230,24 @@ impl Driver {
         multishot: bool,
     ) -> Result<OpId, (Box<T>, io::Error)> {
         let mut inner = self.inner.borrow_mut();
-        let Inner { backend, table } = &mut *inner;
+        #[cfg(feature = "fault-injection")]
+        let mut data = data;
+        #[cfg(feature = "fault-injection")]
+        if let Some(faults) = inner.faults.as_mut() {
+            match faults.decide(data.transfer_len()) {
+                faults::Decision::Pass => {}
+                faults::Decision::Shorten(max) => data.limit(max),
+                faults::Decision::Refuse(errno) => {
+                    return Err((data, io::Error::from_raw_os_error(errno)));
+                }
+                faults::Decision::Fail(errno) => {
+                    let id = inner.table.insert(data, multishot);
+                    inner.table.complete(id, CqeResult::new(-errno, 0));
+                    return Ok(id);
+                }
+            }
+        }
+        let Inner { backend, table, .. } = &mut *inner;
         // Make room first so that a failure leaves nothing behind.
         if let Err(e) = backend.reserve(table) {
             return Err((data, e));
@@ -228,6 +255,17 @@ impl Driver {
         let id = table.insert(data, multishot);
         backend.submit(table, id);
         Ok(id)
+    }
+
+    /// Faults injected so far (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn fault_stats(&self) -> faults::FaultStats {
+        self.inner
+            .borrow()
+            .faults
+            .as_ref()
+            .map(|f| f.stats)
+            .unwrap_or_default()
     }
 
     /// Polls a single-shot entry.
@@ -243,7 +281,7 @@ impl Driver {
     /// entry and `cancel` is set, the backend is asked to end it.
     pub(crate) fn release(&self, id: OpId, cancel: bool) {
         let mut inner = self.inner.borrow_mut();
-        let Inner { backend, table } = &mut *inner;
+        let Inner { backend, table, .. } = &mut *inner;
         if let Released::StillInFlight = table.release(id)
             && cancel
         {
@@ -255,7 +293,7 @@ impl Driver {
     /// one completion if `wait` (up to `timeout`), and complete entries.
     pub(crate) fn turn(&self, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
         let mut inner = self.inner.borrow_mut();
-        let Inner { backend, table } = &mut *inner;
+        let Inner { backend, table, .. } = &mut *inner;
         backend.turn(table, wait, timeout)
     }
 
@@ -265,7 +303,7 @@ impl Driver {
     pub(crate) fn shutdown(&self, limit: Duration) -> usize {
         let deadline = Instant::now() + limit;
         let mut inner = self.inner.borrow_mut();
-        let Inner { backend, table } = &mut *inner;
+        let Inner { backend, table, .. } = &mut *inner;
         table.drop_finished();
         for id in table.in_flight() {
             backend.cancel(table, id);

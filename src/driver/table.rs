@@ -50,6 +50,17 @@ pub trait Owned: 'static {
     fn entry(&mut self) -> io_uring::squeue::Entry;
     /// epoll: performs the operation now without blocking.
     fn attempt(&mut self) -> super::Attempt;
+    /// Bytes the operation moves, if it is a read or a write (for fault
+    /// injection).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn transfer_len(&self) -> Option<usize>;
+    /// Asks the kernel for at most `max` bytes (a short transfer on purpose).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn limit(&mut self, max: usize);
+    /// The buffer the kernel writes into, taken out when the operation is
+    /// released (for the quarantine).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn take_kernel_buffer(&mut self) -> Option<bytes::BytesMut>;
     /// Hands the data back to the typed future that collects it.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     /// The completion arrived but nobody will collect it: release what it
@@ -117,6 +128,9 @@ pub(crate) struct Table {
     free: Vec<u32>,
     /// Number of occupied slots.
     live: usize,
+    /// Released kernel-facing buffers held back for checking.
+    #[cfg(feature = "fault-injection")]
+    quarantine: super::faults::Quarantine,
 }
 
 /// What happened when a future let go of its entry.
@@ -221,7 +235,7 @@ impl Table {
                     return;
                 }
                 if let State::Abandoned { data, .. } = self.vacate(id) {
-                    data.discard(res);
+                    self.retire(data, res);
                 }
             }
             State::Completed { .. } => {
@@ -302,7 +316,7 @@ impl Table {
         match &slot.state {
             State::Completed { .. } => {
                 if let State::Completed { data, res } = self.vacate(id) {
-                    data.discard(res);
+                    self.retire(data, res);
                 }
                 Released::Freed
             }
@@ -318,7 +332,7 @@ impl Table {
                         data.discard_one(res);
                     }
                     if let Some(res) = last {
-                        data.discard(res);
+                        self.retire(data, res);
                     }
                 }
                 Released::Freed
@@ -352,6 +366,18 @@ impl Table {
             | State::Abandoned { data, .. } => Some(&mut **data),
             _ => None,
         }
+    }
+
+    /// Frees the data of an entry nobody collects; with the quarantine on,
+    /// the buffer the kernel wrote into is held back and checked later.
+    fn retire(&mut self, mut data: Box<dyn Owned>, res: CqeResult) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(buf) = data.take_kernel_buffer() {
+            self.quarantine.hold(buf);
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        let _ = &mut data;
+        data.discard(res);
     }
 
     /// Ids of every entry the kernel may still touch (for shutdown cancels).

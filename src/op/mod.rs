@@ -67,6 +67,24 @@ pub trait Operation: Sized + 'static {
     /// system call, or says what to wait for.
     fn attempt(&mut self) -> Attempt;
 
+    /// Bytes a read or write moves (`None` for other operations).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn transfer_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// Asks for at most `max` bytes (reads and writes; a test fault).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn limit(&mut self, max: usize) {
+        let _ = max;
+    }
+
+    /// The buffer the kernel writes into, for the quarantine (reads).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn take_kernel_buffer(&mut self) -> Option<bytes::BytesMut> {
+        None
+    }
+
     /// Turns the completion into the output, handing owned data back.
     fn complete(self, res: CqeResult) -> Self::Output;
 
@@ -84,6 +102,15 @@ impl<T: Operation> Owned for T {
     }
     fn attempt(&mut self) -> Attempt {
         Operation::attempt(self)
+    }
+    fn transfer_len(&self) -> Option<usize> {
+        Operation::transfer_len(self)
+    }
+    fn limit(&mut self, max: usize) {
+        Operation::limit(self, max);
+    }
+    fn take_kernel_buffer(&mut self) -> Option<bytes::BytesMut> {
+        Operation::take_kernel_buffer(self)
     }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self

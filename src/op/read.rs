@@ -16,6 +16,8 @@ pub(crate) struct Read {
     fd: SharedFd,
     /// The kernel writes into its spare capacity; `len` grows by the result.
     buf: BytesMut,
+    /// Most bytes asked for (a test fault may lower it).
+    max: usize,
     /// File offset, or `CURRENT_POS`.
     offset: u64,
 }
@@ -23,7 +25,12 @@ pub(crate) struct Read {
 impl Read {
     /// A read of at most `buf.capacity() - buf.len()` bytes.
     pub(crate) fn new(fd: SharedFd, buf: BytesMut, offset: u64) -> Read {
-        Read { fd, buf, offset }
+        Read {
+            fd,
+            buf,
+            max: usize::MAX,
+            offset,
+        }
     }
 }
 
@@ -34,7 +41,7 @@ impl Operation for Read {
 
     fn entry(&mut self) -> squeue::Entry {
         let spare = self.buf.spare_capacity_mut();
-        let len = u32::try_from(spare.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(spare.len().min(self.max)).unwrap_or(u32::MAX);
         opcode::Read::new(types::Fd(self.fd.raw()), spare.as_mut_ptr().cast(), len)
             .offset(self.offset)
             .build()
@@ -43,7 +50,7 @@ impl Operation for Read {
     fn attempt(&mut self) -> Attempt {
         let fd = self.fd.raw();
         let spare = self.buf.spare_capacity_mut();
-        let (ptr, len) = (spare.as_mut_ptr().cast::<u8>(), spare.len());
+        let (ptr, len) = (spare.as_mut_ptr().cast::<u8>(), spare.len().min(self.max));
         if self.offset == CURRENT_POS {
             return read_stream(fd, ptr, len);
         }
@@ -54,6 +61,18 @@ impl Operation for Read {
             res if res == -libc::ESPIPE => read_stream(fd, ptr, len),
             res => Attempt::Done(res),
         }
+    }
+
+    fn transfer_len(&self) -> Option<usize> {
+        Some(self.buf.capacity() - self.buf.len())
+    }
+
+    fn limit(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    fn take_kernel_buffer(&mut self) -> Option<BytesMut> {
+        Some(std::mem::take(&mut self.buf))
     }
 
     fn complete(mut self, res: CqeResult) -> Self::Output {

@@ -15,12 +15,18 @@ pub(crate) struct Recv {
     fd: SharedFd,
     /// The kernel writes into its spare capacity.
     buf: BytesMut,
+    /// Most bytes asked for (a test fault may lower it).
+    max: usize,
 }
 
 impl Recv {
     /// A receive into `buf`'s spare capacity.
     pub(crate) fn new(fd: SharedFd, buf: BytesMut) -> Recv {
-        Recv { fd, buf }
+        Recv {
+            fd,
+            buf,
+            max: usize::MAX,
+        }
     }
 }
 
@@ -30,7 +36,7 @@ impl Operation for Recv {
 
     fn entry(&mut self) -> squeue::Entry {
         let spare = self.buf.spare_capacity_mut();
-        let len = u32::try_from(spare.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(spare.len().min(self.max)).unwrap_or(u32::MAX);
         opcode::Recv::new(types::Fd(self.fd.raw()), spare.as_mut_ptr().cast(), len).build()
     }
 
@@ -42,11 +48,23 @@ impl Operation for Recv {
             libc::recv(
                 fd,
                 spare.as_mut_ptr().cast(),
-                spare.len(),
+                spare.len().min(self.max),
                 libc::MSG_DONTWAIT,
             )
         };
         or_wait(syscall_result(ret), fd, Interest::Read)
+    }
+
+    fn transfer_len(&self) -> Option<usize> {
+        Some(self.buf.capacity() - self.buf.len())
+    }
+
+    fn limit(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    fn take_kernel_buffer(&mut self) -> Option<BytesMut> {
+        Some(std::mem::take(&mut self.buf))
     }
 
     fn complete(mut self, res: CqeResult) -> Self::Output {

@@ -15,12 +15,18 @@ pub(crate) struct Send {
     fd: SharedFd,
     /// The bytes the kernel reads.
     buf: Bytes,
+    /// Most bytes handed over (a test fault may lower it).
+    max: usize,
 }
 
 impl Send {
     /// A send of `buf`.
     pub(crate) fn new(fd: SharedFd, buf: Bytes) -> Send {
-        Send { fd, buf }
+        Send {
+            fd,
+            buf,
+            max: usize::MAX,
+        }
     }
 }
 
@@ -29,7 +35,7 @@ impl Operation for Send {
     const CANCEL_ON_DROP: bool = true;
 
     fn entry(&mut self) -> squeue::Entry {
-        let len = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(self.buf.len().min(self.max)).unwrap_or(u32::MAX);
         opcode::Send::new(types::Fd(self.fd.raw()), self.buf.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
             .build()
@@ -39,8 +45,23 @@ impl Operation for Send {
         let fd = self.fd.raw();
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
         // SAFETY: the owned bytes, their length.
-        let ret = unsafe { libc::send(fd, self.buf.as_ptr().cast(), self.buf.len(), flags) };
+        let ret = unsafe {
+            libc::send(
+                fd,
+                self.buf.as_ptr().cast(),
+                self.buf.len().min(self.max),
+                flags,
+            )
+        };
         or_wait(syscall_result(ret), fd, Interest::Write)
+    }
+
+    fn transfer_len(&self) -> Option<usize> {
+        Some(self.buf.len())
+    }
+
+    fn limit(&mut self, max: usize) {
+        self.max = max;
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

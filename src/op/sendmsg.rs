@@ -6,7 +6,7 @@ use std::io;
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
 
-use super::writev::iovecs;
+use super::writev::{iovecs, limited_iovecs};
 use super::{Operation, or_wait, syscall_result};
 use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
@@ -64,6 +64,14 @@ impl Operation for SendMsg {
         // SAFETY: the header points at iovecs describing the owned segments.
         let ret = unsafe { libc::sendmsg(fd, &*self.msg, flags) };
         or_wait(syscall_result(ret), fd, Interest::Write)
+    }
+
+    fn transfer_len(&self) -> Option<usize> {
+        Some(self.bufs.iter().map(|b| b.len()).sum())
+    }
+
+    fn limit(&mut self, max: usize) {
+        self.iovecs = limited_iovecs(&self.bufs, max);
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

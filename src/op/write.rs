@@ -15,6 +15,8 @@ pub(crate) struct Write {
     fd: SharedFd,
     /// The bytes the kernel reads.
     buf: Bytes,
+    /// Most bytes handed over (a test fault may lower it).
+    max: usize,
     /// File offset, or `CURRENT_POS`.
     offset: u64,
 }
@@ -22,7 +24,12 @@ pub(crate) struct Write {
 impl Write {
     /// A write of all of `buf` (the kernel may write less).
     pub(crate) fn new(fd: SharedFd, buf: Bytes, offset: u64) -> Write {
-        Write { fd, buf, offset }
+        Write {
+            fd,
+            buf,
+            max: usize::MAX,
+            offset,
+        }
     }
 }
 
@@ -30,7 +37,7 @@ impl Operation for Write {
     type Output = (io::Result<usize>, Bytes);
 
     fn entry(&mut self) -> squeue::Entry {
-        let len = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(self.buf.len().min(self.max)).unwrap_or(u32::MAX);
         opcode::Write::new(types::Fd(self.fd.raw()), self.buf.as_ptr(), len)
             .offset(self.offset)
             .build()
@@ -38,7 +45,7 @@ impl Operation for Write {
 
     fn attempt(&mut self) -> Attempt {
         let fd = self.fd.raw();
-        let (ptr, len) = (self.buf.as_ptr(), self.buf.len());
+        let (ptr, len) = (self.buf.as_ptr(), self.buf.len().min(self.max));
         if self.offset != CURRENT_POS {
             // SAFETY: the owned bytes, their length.
             let ret = unsafe { libc::pwrite(fd, ptr.cast(), len, self.offset as libc::off_t) };
@@ -56,6 +63,14 @@ impl Operation for Write {
         // SAFETY: the owned bytes, at most their length.
         let ret = unsafe { libc::write(fd, ptr.cast(), len) };
         or_wait(syscall_result(ret), fd, Interest::Write)
+    }
+
+    fn transfer_len(&self) -> Option<usize> {
+        Some(self.buf.len())
+    }
+
+    fn limit(&mut self, max: usize) {
+        self.max = max;
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

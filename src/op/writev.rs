@@ -48,6 +48,19 @@ pub(super) fn iovecs(bufs: &[Bytes]) -> Vec<libc::iovec> {
         .collect()
 }
 
+/// iovecs describing at most `max` bytes of `bufs`.
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+pub(super) fn limited_iovecs(bufs: &[Bytes], max: usize) -> Vec<libc::iovec> {
+    let mut left = max;
+    let mut out = iovecs(bufs);
+    out.retain_mut(|v| {
+        v.iov_len = v.iov_len.min(left);
+        left -= v.iov_len;
+        v.iov_len > 0
+    });
+    out
+}
+
 impl std::fmt::Debug for Writev {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writev")
@@ -88,11 +101,21 @@ impl Operation for Writev {
         }
         // A pipe that polls writable takes PIPE_BUF bytes without blocking:
         // write at most that much of the first segment.
-        let first = self.bufs.first().map_or(&[][..], |b| &b[..]);
-        let len = first.len().min(libc::PIPE_BUF);
-        // SAFETY: the owned first segment, at most its length.
-        let ret = unsafe { libc::write(fd, first.as_ptr().cast(), len) };
+        let Some(first) = self.iovecs.first() else {
+            return Attempt::Done(0);
+        };
+        let len = first.iov_len.min(libc::PIPE_BUF);
+        // SAFETY: the first iovec describes an owned segment; at most its length.
+        let ret = unsafe { libc::write(fd, first.iov_base, len) };
         or_wait(syscall_result(ret), fd, Interest::Write)
+    }
+
+    fn transfer_len(&self) -> Option<usize> {
+        Some(self.bufs.iter().map(|b| b.len()).sum())
+    }
+
+    fn limit(&mut self, max: usize) {
+        self.iovecs = limited_iovecs(&self.bufs, max);
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

@@ -60,6 +60,9 @@ pub struct Builder {
     entries: u32,
     /// The backend chosen in code, if any.
     driver: Option<DriverKind>,
+    /// Faults to inject (tests only).
+    #[cfg(feature = "fault-injection")]
+    faults: Option<crate::driver::faults::FaultPlan>,
     /// Background flush limit.
     linger: Duration,
 }
@@ -69,6 +72,8 @@ impl Default for Builder {
         Builder {
             entries: 256,
             driver: None,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
             linger: Duration::from_secs(10),
         }
     }
@@ -101,6 +106,14 @@ impl Builder {
     /// memlock limit).
     pub fn driver(&mut self, driver: DriverKind) -> &mut Builder {
         self.driver = Some(driver);
+        self
+    }
+
+    /// Injects faults into this runtime's operations (feature
+    /// `fault-injection`, for tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(&mut self, plan: crate::driver::faults::FaultPlan) -> &mut Builder {
+        self.faults = Some(plan);
         self
     }
 
@@ -137,6 +150,8 @@ impl Builder {
             &Config {
                 entries: self.entries,
                 kind,
+                #[cfg(feature = "fault-injection")]
+                faults: self.faults.clone(),
             },
             wake_fd,
         )?);
@@ -198,6 +213,12 @@ impl Runtime {
     /// Settings for a runtime.
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// Faults injected so far (feature `fault-injection`, tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_stats(&self) -> crate::driver::faults::FaultStats {
+        self.driver.fault_stats()
     }
 
     /// The kernel interface this runtime drives.
