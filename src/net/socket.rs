@@ -81,6 +81,22 @@ pub(super) async fn write_all(fd: &SharedFd, buf: Bytes) -> (io::Result<()>, Byt
 }
 
 /// The error of a send that accepted no bytes.
+/// Listen backlog: std's 128 overflows under bursts of connections (the
+/// client then believes it is connected while the server dropped the
+/// handshake, and its first request waits for SYN-ACK retries); tokio uses
+/// 1024 too. The kernel caps it at `net.core.somaxconn`.
+pub(super) const BACKLOG: libc::c_int = 1024;
+
+/// Sets the backlog of the listening socket `fd` (listening again only
+/// changes the backlog).
+pub(super) fn listen(fd: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    // SAFETY: plain integers; `fd` is a valid listening socket.
+    if unsafe { libc::listen(fd.as_raw_fd(), BACKLOG) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn write_zero(sent: usize, total: usize) -> io::Error {
     io::Error::new(
         io::ErrorKind::WriteZero,

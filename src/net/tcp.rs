@@ -33,9 +33,12 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds a listener to the first of `addr`'s addresses that works (as
-    /// [`std::net::TcpListener::bind`]; name resolution blocks).
+    /// [`std::net::TcpListener::bind`]; name resolution blocks), with a
+    /// listen backlog of 1024 (std uses 128).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        std::net::TcpListener::bind(addr).map(TcpListener::from_std)
+        let listener = std::net::TcpListener::bind(addr)?;
+        socket::listen(&listener)?;
+        Ok(TcpListener::from_std(listener))
     }
 
     /// Takes over a std listener.

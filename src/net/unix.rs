@@ -38,7 +38,9 @@ pub struct UnixListener {
 impl UnixListener {
     /// Binds a listener to the socket file `path`, which must not exist yet.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        std_unix::UnixListener::bind(path).map(UnixListener::from_std)
+        let listener = std_unix::UnixListener::bind(path)?;
+        socket::listen(&listener)?;
+        Ok(UnixListener::from_std(listener))
     }
 
     /// Takes over a std listener.

@@ -1,0 +1,231 @@
+//! Soak: many loopback connections on a tiny ring, with random timeouts that
+//! drop futures and connections mid-exchange, for a given time. Prints bytes
+//! sent and echoed, lost bytes (an echo that differs or is missing on a
+//! connection that was not dropped on purpose), and fd count and memory at
+//! start and end. Not part of CI.
+//!
+//! `cargo run --release --example soak -- [minutes] [connections] [ring entries]`
+//! (defaults 1, 10000, 8; minutes may be fractional; `URING_BUFIO_DRIVER=epoll`
+//! runs it on epoll).
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use uring_bufio::Runtime;
+use uring_bufio::io::BufStream;
+use uring_bufio::net::{TcpListener, TcpStream};
+use uring_bufio::time::{sleep, timeout};
+
+/// Counters shared by every task (one thread: plain cells).
+#[derive(Default)]
+struct Totals {
+    /// Bytes clients handed to their writers.
+    sent: Cell<u64>,
+    /// Bytes that came back intact.
+    echoed: Cell<u64>,
+    /// Bytes that came back wrong or not at all on a live connection.
+    lost: Cell<u64>,
+    /// Exchanges cut short on purpose by a timeout (futures dropped).
+    dropped: Cell<u64>,
+    /// Connections opened by clients.
+    connections: Cell<u64>,
+    /// Exchanges that did not finish within the long (30 s) deadline: an
+    /// echo that never came on a live connection.
+    stalled: Cell<u64>,
+    /// Of those, the first exchange of a connection (the server may not
+    /// have accepted it yet).
+    stalled_first: Cell<u64>,
+}
+
+/// Adds `n` to a counter.
+fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+/// Open fds of this process.
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// Resident memory in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raises the soft fd limit to the hard one; returns the soft limit.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the kernel to fill, then read.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
+}
+
+/// A small xorshift generator.
+struct Rng(u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Echoes lines until the client goes away.
+async fn echo(socket: TcpStream) -> io::Result<()> {
+    let mut s = BufStream::with_capacity(4096, 4096, socket);
+    while let Some(line) = s.next_line().await? {
+        let reply = [line, b"\n"].concat();
+        s.write_all(&reply).await?;
+        if s.reader().buffer().is_empty() {
+            s.flush().await?;
+        }
+    }
+    s.shutdown().await
+}
+
+/// One exchange: a random line out, the same line back.
+async fn exchange(s: &mut BufStream<TcpStream>, rng: &mut Rng, totals: &Totals) -> io::Result<()> {
+    let len = 1 + rng.below(2000) as usize;
+    let byte = b'a' + rng.below(26) as u8;
+    let mut line = vec![byte; len];
+    line.push(b'\n');
+    s.write_all(&line).await?;
+    s.flush().await?;
+    add(&totals.sent, line.len() as u64);
+    match s.next_line().await? {
+        Some(back) if back.len() == len && back.iter().all(|&b| b == byte) => {
+            add(&totals.echoed, line.len() as u64);
+        }
+        _ => add(&totals.lost, line.len() as u64),
+    }
+    Ok(())
+}
+
+/// A client: connects, exchanges lines, and now and then gives an exchange
+/// a deadline too short to make, dropping the connection when it passes.
+async fn client(addr: std::net::SocketAddr, seed: u64, until: Instant, totals: Rc<Totals>) {
+    let mut rng = Rng(seed | 1);
+    while Instant::now() < until {
+        // A full accept queue makes the kernel retry SYNs for seconds; do
+        // not outlive the run waiting for one.
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(Ok(socket)) = timeout(left, TcpStream::connect(addr)).await else {
+            sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        add(&totals.connections, 1);
+        let mut s = BufStream::with_capacity(4096, 4096, socket);
+        let mut first = true;
+        while Instant::now() < until {
+            let limit = if rng.below(50) == 0 {
+                Duration::from_micros(rng.below(500))
+            } else {
+                Duration::from_secs(30)
+            };
+            match timeout(limit, exchange(&mut s, &mut rng, &totals)).await {
+                Ok(Ok(())) => {
+                    first = false;
+                    sleep(Duration::from_millis(rng.below(200))).await;
+                }
+                // Cut short on purpose: the futures are dropped mid-exchange
+                // and the connection is dropped with them.
+                Err(_) if limit >= Duration::from_secs(30) => {
+                    add(&totals.stalled, 1);
+                    if first {
+                        add(&totals.stalled_first, 1);
+                    }
+                    break;
+                }
+                Err(_) => {
+                    add(&totals.dropped, 1);
+                    break;
+                }
+                Ok(Err(_)) => break,
+            }
+        }
+    }
+}
+
+fn main() -> io::Result<()> {
+    let args: Vec<f64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let minutes = args.first().copied().unwrap_or(1.0);
+    let limit = raise_fd_limit();
+    // Two fds per connection (client and server side) plus headroom.
+    let wanted = args.get(1).copied().unwrap_or(10_000.0) as u64;
+    let conns = wanted.min(limit.saturating_sub(100) / 2);
+    let entries = args.get(2).copied().unwrap_or(8.0) as u32;
+    // Measured before the runtime exists: its own fds must be gone at the end.
+    let (fd_start, rss_start) = (fd_count(), rss_kib());
+    let rt = Runtime::builder().entries(entries).build()?;
+    println!(
+        "soak: {minutes} min, {conns} connections (asked {wanted}, fd limit {limit}), ring of {entries}, backend {}",
+        rt.driver()
+    );
+    let totals = Rc::new(Totals::default());
+    let started = Instant::now();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let server = uring_bufio::spawn(async move {
+            loop {
+                if let Ok((socket, _)) = listener.accept().await {
+                    uring_bufio::spawn(async move {
+                        let _ = echo(socket).await;
+                    });
+                }
+            }
+        });
+        let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+        let clients: Vec<_> = (0..conns)
+            .map(|i| uring_bufio::spawn(client(addr, i + 1, until, totals.clone())))
+            .collect();
+        for c in clients {
+            let _ = c.await;
+        }
+        server.abort();
+        Ok::<_, io::Error>(())
+    })?;
+    drop(rt);
+    let t = &totals;
+    println!(
+        "ran {:.1?}: {} connections opened, {} bytes sent, {} echoed intact, {} lost, {} exchanges dropped on purpose, {} stalled ({} of them first exchanges)",
+        started.elapsed(),
+        t.connections.get(),
+        t.sent.get(),
+        t.echoed.get(),
+        t.lost.get(),
+        t.dropped.get(),
+        t.stalled.get(),
+        t.stalled_first.get()
+    );
+    println!(
+        "fds: {fd_start} before the runtime, {} after it was dropped; RSS: {rss_start} KiB at start, {} KiB at end (freed memory stays with the allocator)",
+        fd_count(),
+        rss_kib()
+    );
+    if t.lost.get() > 0 || t.stalled.get() > 0 || fd_count() != fd_start {
+        std::process::exit(1);
+    }
+    Ok(())
+}
