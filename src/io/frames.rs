@@ -24,6 +24,24 @@ impl<S: ReadSource> BufReader<S> {
     /// one frame (default 8 MiB); more is an `InvalidData` error.
     ///
     /// Cancel safety: dropping a `next()` future consumes nothing.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use tokio_util::codec::LengthDelimitedCodec;
+    /// use uring_bufio::{io::BufReader, net::UnixStream};
+    /// uring_bufio::Runtime::new()?.block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     a.write_all(&b"\0\0\0\x05hello\0\0\0\x03abc"[..]).await.0?;
+    ///     drop(a);
+    ///     let mut frames = BufReader::new(b).frames(LengthDelimitedCodec::new());
+    ///     let first = frames.next().await.unwrap()?.freeze(); // Bytes, no copy
+    ///     assert_eq!(&first[..], b"hello");
+    ///     assert_eq!(&frames.next().await.unwrap()?[..], b"abc");
+    ///     assert!(frames.next().await.is_none());
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
     pub fn frames<D: Decoder>(self, decoder: D) -> Frames<S, D> {
         Frames {
             reader: self,

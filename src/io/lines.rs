@@ -15,6 +15,20 @@ impl<S: ReadSource> BufReader<S> {
     /// [`max_record_len`](BufReader::max_record_len) are `InvalidData` errors.
     ///
     /// Cancel safety: dropping a `next()` future consumes nothing.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use uring_bufio::{io::BufReader, net::UnixStream};
+    /// uring_bufio::Runtime::new()?.block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     a.write_all("one\r\ntwo\n").await.0?;
+    ///     drop(a);
+    ///     let lines: Vec<String> = BufReader::new(b).lines().map(|l| l.unwrap()).collect().await;
+    ///     assert_eq!(lines, ["one", "two"]);
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
     pub fn lines(self) -> Lines<S> {
         Lines { reader: self }
     }
