@@ -1,0 +1,360 @@
+//! The crate's buffered types under tokio's traits, driven by the crate's
+//! own runtime: tokio's extension methods, `tokio::io::copy`/`copy_buf` and
+//! tokio-util codecs must see exactly the bytes that were sent.
+
+use std::future::Future;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::unix::net::UnixStream as StdUnix;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::{
+    Framed, FramedRead, FramedWrite, LengthDelimitedCodec, LinesCodec, LinesCodecError,
+};
+use uring_bufio::Runtime;
+use uring_bufio::fs::File;
+use uring_bufio::io::{BufReader, BufStream, BufWriter};
+use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
+
+/// Longest any test body may run: only a hang reaches it.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// xorshift64: reproducible test data without extra crates.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Runs `body` on a fresh runtime under [`LIMIT`]; errors and hangs fail.
+/// A body that spins without ever yielding (so the timeout cannot fire)
+/// aborts the test binary a little later.
+fn run(body: impl Future<Output = io::Result<()>>) {
+    let (done, rx) = mpsc::channel::<()>();
+    let name = thread::current().name().unwrap_or("test").to_string();
+    thread::spawn(move || {
+        if rx.recv_timeout(LIMIT + LIMIT / 2) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("{name}: spinning past {LIMIT:?} without yielding; aborting");
+            std::process::abort();
+        }
+    });
+    let rt = Runtime::new().expect("runtime");
+    let res = rt.block_on(uring_bufio::time::timeout(LIMIT, body));
+    res.expect("test body hung").expect("test body failed");
+    drop(done);
+}
+
+/// Waits (ticking the runtime, so submitted operations reach the kernel)
+/// until a peer thread ends; passes its panic on.
+async fn join<T>(h: thread::JoinHandle<T>) -> T {
+    while !h.is_finished() {
+        uring_bufio::time::sleep(Duration::from_millis(2)).await;
+    }
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// A crate TCP stream on 127.0.0.1 and the std stream at its other end.
+async fn tcp_with_std_peer() -> io::Result<(TcpStream, std::net::TcpStream)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let client = TcpStream::connect(listener.local_addr()?).await?;
+    let (peer, _) = listener.accept()?; // already connected: does not block
+    peer.set_read_timeout(Some(LIMIT))?;
+    Ok((client, peer))
+}
+
+/// A crate Unix socket and the std one at its other end.
+fn unix_with_std_peer() -> (UnixStream, StdUnix) {
+    let (a, b) = StdUnix::pair().expect("socketpair");
+    b.set_read_timeout(Some(LIMIT)).expect("read timeout");
+    (UnixStream::from_std(a), b)
+}
+
+/// A std thread writing `data` in random pieces of 1 to `max` bytes, with
+/// pauses so that reads see partial records, then closing.
+fn feed(mut s: impl Write + Send + 'static, data: Vec<u8>, max: usize) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut rng = Rng(data.len() as u64 | 1);
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at((1 + rng.below(max)).min(rest.len()));
+            s.write_all(piece).expect("peer write");
+            rest = tail;
+            if rng.below(8) == 0 {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    })
+}
+
+/// tokio's `read_line` (newline kept) and `lines` (`\n` and `\r\n` cut) on a
+/// `BufReader<TcpStream>` whose 16-byte reads split every line, including a
+/// 1000-byte one, an empty one and a last one without a newline.
+#[test]
+fn tokio_read_line_and_lines_over_buf_reader_tcp() {
+    let long = "x".repeat(1000);
+    let text = format!("first line\nsecond\r\n\n{long}\nlast, no newline");
+    run(async {
+        let (client, peer) = tcp_with_std_peer().await?;
+        let writer = feed(peer, text.clone().into_bytes(), 7);
+        let mut r = BufReader::with_capacity(16, client);
+        let mut line = String::new();
+        assert_eq!(AsyncBufReadExt::read_line(&mut r, &mut line).await?, 11);
+        assert_eq!(AsyncBufReadExt::read_line(&mut r, &mut line).await?, 8);
+        assert_eq!(line, "first line\nsecond\r\n");
+        let mut lines = AsyncBufReadExt::lines(r);
+        let mut rest = Vec::new();
+        while let Some(l) = lines.next_line().await? {
+            rest.push(l);
+        }
+        assert_eq!(rest, ["", &long, "last, no newline"]);
+        join(writer).await;
+        Ok(())
+    });
+}
+
+/// tokio's `read_exact` and `read_to_end` over a `BufReader<UnixStream>`
+/// with a 1000-byte buffer return the stream exactly; `read_exact` past the
+/// end is `UnexpectedEof`.
+#[test]
+fn tokio_read_exact_and_read_to_end() {
+    let data = Rng(1).bytes(300_000);
+    run(async {
+        let (a, peer) = unix_with_std_peer();
+        let writer = feed(peer, data.clone(), 5000);
+        let mut r = BufReader::with_capacity(1000, a);
+        let (mut head, mut mid, mut rest) = (vec![0; 10], vec![0; 5000], Vec::new());
+        AsyncReadExt::read_exact(&mut r, &mut head).await?;
+        AsyncReadExt::read_exact(&mut r, &mut mid).await?;
+        let n = AsyncReadExt::read_to_end(&mut r, &mut rest).await?;
+        assert_eq!(n, data.len() - 5010);
+        assert!([head, mid, rest].concat() == data, "other bytes read");
+        let e = AsyncReadExt::read_exact(&mut r, &mut [0; 1])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        join(writer).await;
+        Ok(())
+    });
+}
+
+/// tokio's `write_all`, `flush`, `write` and `shutdown` on a
+/// `BufWriter<TcpStream>`: a flushed 100 bytes (too few to start a write on
+/// their own) reach the peer, and `shutdown` writes the rest, then EOF.
+#[test]
+fn tokio_write_all_flush_shutdown_on_buf_writer() {
+    let data = Rng(2).bytes(200_000);
+    run(async {
+        let (client, mut peer) = tcp_with_std_peer().await?;
+        let (tx, rx) = mpsc::channel();
+        let reader = thread::spawn(move || -> io::Result<Vec<u8>> {
+            let mut head = vec![0; 100];
+            peer.read_exact(&mut head)?;
+            tx.send(()).unwrap();
+            peer.read_to_end(&mut head).map(|_| head)
+        });
+        let mut w = BufWriter::with_capacity(4096, client);
+        AsyncWriteExt::write_all(&mut w, &data[..100]).await?;
+        AsyncWriteExt::flush(&mut w).await?;
+        assert!(w.buffer().is_empty());
+        while rx.try_recv().is_err() {
+            assert!(!reader.is_finished(), "peer ended early");
+            uring_bufio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let n = AsyncWriteExt::write(&mut w, &data[100..]).await?;
+        assert!((1..=4096).contains(&n), "write took {n}");
+        AsyncWriteExt::write_all(&mut w, &data[100 + n..]).await?;
+        AsyncWriteExt::shutdown(&mut w).await?;
+        assert!(join(reader).await? == data, "peer got other bytes");
+        Ok(())
+    });
+}
+
+/// `tokio::io::copy` (or `copy_buf`) from a `BufReader<File>` to a
+/// `BufWriter<File>`: the count is the file size, and the copy's own flush
+/// leaves the destination byte-exact.
+fn copy_file(buffered: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let data = Rng(3).bytes((5 << 20) + 13);
+    std::fs::write(&src, &data).unwrap();
+    run(async {
+        let mut r = BufReader::with_capacity(7000, File::open(&src).await?);
+        let mut w = BufWriter::with_capacity(10_000, File::create(&dst).await?);
+        let n = if buffered {
+            tokio::io::copy_buf(&mut r, &mut w).await?
+        } else {
+            tokio::io::copy(&mut r, &mut w).await?
+        };
+        assert_eq!(n, data.len() as u64);
+        assert!(std::fs::read(&dst)? == data, "copy differs");
+        Ok(())
+    });
+}
+
+/// See [`copy_file`].
+#[test]
+fn tokio_copy_file_to_file() {
+    copy_file(false);
+}
+
+/// See [`copy_file`].
+#[test]
+fn tokio_copy_buf_file_to_file() {
+    copy_file(true);
+}
+
+/// 3000 random lines through `FramedWrite<BufWriter<UnixStream>>` (fed and
+/// sent, then closed: flush and shutdown) and back out of
+/// `FramedRead<BufReader<UnixStream>>` in a concurrent task, in order.
+#[test]
+fn framed_lines_round_trip_over_unix() {
+    let mut rng = Rng(4);
+    let chars = b"abcdefghijklmnopqrstuvwxyz0123456789 ";
+    let lines: Vec<String> = (0..3000)
+        .map(|_| {
+            let len = rng.below(300);
+            (0..len)
+                .map(|_| chars[rng.below(chars.len())] as char)
+                .collect()
+        })
+        .collect();
+    run(async {
+        let (a, b) = UnixStream::pair()?;
+        let sent = lines.clone();
+        let writer = uring_bufio::spawn(async move {
+            let mut sink = FramedWrite::new(BufWriter::with_capacity(8192, a), LinesCodec::new());
+            for (i, line) in sent.iter().enumerate() {
+                match i % 7 {
+                    0 => sink.send(line).await?,
+                    _ => sink.feed(line).await?,
+                }
+            }
+            SinkExt::<&String>::close(&mut sink).await
+        });
+        let mut src = FramedRead::new(BufReader::with_capacity(512, b), LinesCodec::new());
+        let mut got = Vec::new();
+        while let Some(line) = src.next().await {
+            got.push(line.map_err(io::Error::other)?);
+        }
+        writer
+            .await
+            .expect("writer task")
+            .map_err(io::Error::other)?;
+        assert!(got == lines, "{} lines back, or other ones", got.len());
+        Ok(())
+    });
+}
+
+/// An echo server and a client, each a `Framed<BufStream<TcpStream>,
+/// LengthDelimitedCodec>`: 100 frames of 0 to 100 000 random bytes one by
+/// one, then 50 small ones pipelined, all come back exact; closing the
+/// client ends the server, whose close the client sees as the end.
+#[test]
+fn framed_length_delimited_echo_over_buf_stream() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let server = uring_bufio::spawn(async move {
+            let stream = BufStream::with_capacity(4096, 4096, listener.accept().await?.0);
+            let mut f = Framed::new(stream, LengthDelimitedCodec::new());
+            let mut n = 0;
+            while let Some(frame) = f.next().await {
+                f.send(frame?.freeze()).await?;
+                n += 1;
+            }
+            Ok::<_, io::Error>(n)
+        });
+        let stream = BufStream::new(TcpStream::connect(addr).await?);
+        let mut f = Framed::new(stream, LengthDelimitedCodec::new());
+        let mut rng = Rng(5);
+        for i in 0..100 {
+            let len = rng.below(100_000);
+            let frame = Bytes::from(rng.bytes(len));
+            f.send(frame.clone()).await?;
+            let back = f.next().await.expect("an echo")?;
+            assert!(back[..] == frame[..], "frame {i} of {len} bytes differs");
+        }
+        let frames: Vec<Bytes> = (0..50).map(|i| rng.bytes(i * 40).into()).collect();
+        for frame in &frames {
+            f.feed(frame.clone()).await?;
+        }
+        SinkExt::<Bytes>::flush(&mut f).await?;
+        for frame in &frames {
+            assert!(f.next().await.expect("an echo")?[..] == frame[..]);
+        }
+        SinkExt::<Bytes>::close(&mut f).await?;
+        assert!(f.next().await.is_none(), "expected the end");
+        assert_eq!(server.await.expect("server task")?, 150);
+        Ok(())
+    });
+}
+
+/// `LinesCodec::new_with_max_length(16)` under `FramedRead<BufReader<_>>`:
+/// a short line passes, a 100-byte one is `MaxLineLengthExceeded`.
+#[test]
+fn framed_read_over_long_line_errors() {
+    run(async {
+        let (a, peer) = unix_with_std_peer();
+        let text = format!("ok\n{}\nafter\n", "y".repeat(100));
+        let writer = feed(peer, text.into_bytes(), 9);
+        let codec = LinesCodec::new_with_max_length(16);
+        let mut src = FramedRead::new(BufReader::new(a), codec);
+        assert_eq!(
+            src.next()
+                .await
+                .expect("a line")
+                .map_err(io::Error::other)?,
+            "ok"
+        );
+        match src.next().await {
+            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {}
+            other => panic!("expected MaxLineLengthExceeded, got {other:?}"),
+        }
+        join(writer).await;
+        Ok(())
+    });
+}
+
+/// `is_write_vectored` is true for `BufWriter` and `BufStream`, and tokio's
+/// `write_vectored` on them counts exactly what was taken.
+#[test]
+fn buf_writer_and_buf_stream_are_write_vectored() {
+    run(async {
+        let (a, mut peer) = unix_with_std_peer();
+        let mut w = BufWriter::with_capacity(10, a);
+        assert!(AsyncWrite::is_write_vectored(&w));
+        let bufs = [IoSlice::new(b"012345"), IoSlice::new(b"6789ab")];
+        assert_eq!(AsyncWriteExt::write_vectored(&mut w, &bufs).await?, 10);
+        AsyncWriteExt::flush(&mut w).await?;
+        let (b, mut peer2) = unix_with_std_peer();
+        let mut s = BufStream::new(b);
+        assert!(AsyncWrite::is_write_vectored(&s));
+        let bufs = [IoSlice::new(b"ab"), IoSlice::new(b""), IoSlice::new(b"cd")];
+        assert_eq!(AsyncWriteExt::write_vectored(&mut s, &bufs).await?, 4);
+        AsyncWriteExt::flush(&mut s).await?;
+        let (client, _server) = tcp_with_std_peer().await?;
+        assert!(AsyncWrite::is_write_vectored(&BufStream::new(client)));
+        let (mut got, mut got2) = ([0; 10], [0; 4]);
+        peer.read_exact(&mut got)?; // flushed: already there
+        peer2.read_exact(&mut got2)?;
+        assert_eq!((&got, &got2), (b"0123456789", b"abcd"));
+        drop((w, s));
+        Ok(())
+    });
+}
