@@ -2,7 +2,8 @@
 //! drop futures and connections mid-exchange, for a given time. Prints bytes
 //! sent and echoed, lost bytes (an echo that differs or is missing on a
 //! connection that was not dropped on purpose), and fd count and memory at
-//! start and end. Not part of CI.
+//! start and end of both processes (the server runs in a child process).
+//! Not part of CI.
 //!
 //! `cargo run --release --example soak -- [minutes] [connections] [ring entries]`
 //! (defaults 1, 10000, 8; minutes may be fractional; `URING_BUFIO_DRIVER=epoll`
@@ -59,8 +60,9 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Raises the soft fd limit to the hard one; returns the soft limit.
-fn raise_fd_limit() -> u64 {
+/// Raises the fd limit to `want` (the hard limit too, where the process
+/// may: root can), else the soft limit to the hard one; returns the limit.
+fn raise_fd_limit(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -68,8 +70,14 @@ fn raise_fd_limit() -> u64 {
     // SAFETY: `lim` is a valid rlimit for the kernel to fill, then read.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        let raised = libc::rlimit {
+            rlim_cur: want.max(lim.rlim_cur),
+            rlim_max: want.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
     lim.rlim_cur
@@ -123,6 +131,8 @@ async fn exchange(s: &mut BufStream<TcpStream>, rng: &mut Rng, totals: &Totals) 
 /// a deadline too short to make, dropping the connection when it passes.
 async fn client(addr: std::net::SocketAddr, seed: u64, until: Instant, totals: Rc<Totals>) {
     let mut rng = Rng(seed | 1);
+    // Clients arrive over the first seconds rather than in one instant.
+    sleep(Duration::from_micros(seed * 300)).await;
     while Instant::now() < until {
         // A full accept queue makes the kernel retry SYNs for seconds; do
         // not outlive the run waiting for one.
@@ -164,49 +174,125 @@ async fn client(addr: std::net::SocketAddr, seed: u64, until: Instant, totals: R
     }
 }
 
-fn main() -> io::Result<()> {
-    let args: Vec<f64> = std::env::args()
+/// Settings from the command line.
+struct Args {
+    /// How long the clients run.
+    minutes: f64,
+    /// Client connections wanted.
+    conns: u64,
+    /// io_uring submission queue entries.
+    entries: u32,
+}
+
+/// Parses `[minutes] [connections] [ring entries]`.
+fn args() -> Args {
+    let v: Vec<f64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let minutes = args.first().copied().unwrap_or(1.0);
-    let limit = raise_fd_limit();
-    // Two fds per connection (client and server side) plus headroom.
-    let wanted = args.get(1).copied().unwrap_or(10_000.0) as u64;
-    let conns = wanted.min(limit.saturating_sub(100) / 2);
-    let entries = args.get(2).copied().unwrap_or(8.0) as u32;
-    // Measured before the runtime exists: its own fds must be gone at the end.
+    Args {
+        minutes: v.first().copied().unwrap_or(1.0),
+        conns: v.get(1).copied().unwrap_or(10_000.0) as u64,
+        entries: v.get(2).copied().unwrap_or(8.0) as u32,
+    }
+}
+
+/// The server process: echoes on 127.0.0.1, prints its port, and stops
+/// when its standard input ends (the client process closes it).
+fn server(a: &Args) -> io::Result<()> {
+    raise_fd_limit(a.conns + 100);
     let (fd_start, rss_start) = (fd_count(), rss_kib());
-    let rt = Runtime::builder().entries(entries).build()?;
+    let rt = Runtime::builder().entries(a.entries).build()?;
+    rt.block_on(async {
+        let listener = Rc::new(TcpListener::bind("127.0.0.1:0")?);
+        println!("PORT {}", listener.local_addr()?.port());
+        // Several accepts in flight: one accept loop takes one connection
+        // per runtime tick, too few for thousands of connects at once.
+        let acceptors: Vec<_> = (0..32)
+            .map(|_| {
+                let listener = listener.clone();
+                uring_bufio::spawn(async move {
+                    loop {
+                        if let Ok((socket, _)) = listener.accept().await {
+                            uring_bufio::spawn(async move {
+                                let _ = echo(socket).await;
+                            });
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut stdin = uring_bufio::io::BufReader::new(uring_bufio::stdio::stdin());
+        while !stdin.fill_buf().await?.is_empty() {
+            let n = stdin.buffer().len();
+            stdin.consume(n);
+        }
+        for a in acceptors {
+            a.abort();
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    drop(rt);
     println!(
-        "soak: {minutes} min, {conns} connections (asked {wanted}, fd limit {limit}), ring of {entries}, backend {}",
+        "server: fds {fd_start} before the runtime, {} after it was dropped; RSS {rss_start} KiB at start, {} KiB at end",
+        fd_count(),
+        rss_kib()
+    );
+    Ok(())
+}
+
+fn main() -> io::Result<()> {
+    if std::env::var_os("SOAK_SERVER").is_some() {
+        return server(&args());
+    }
+    let a = args();
+    // The server runs in its own process: each side gets its own fd limit
+    // (one process cannot hold both ends of 10,000 connections under a
+    // 20,000 limit) and its own core.
+    let limit = raise_fd_limit(a.conns + 100);
+    let conns = a.conns.min(limit.saturating_sub(100));
+    // Counted before the pipes to the server and the runtime exist.
+    let (fd_start, rss_start) = (fd_count(), rss_kib());
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args().skip(1))
+        .env("SOAK_SERVER", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut out = io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut first = String::new();
+    io::BufRead::read_line(&mut out, &mut first)?;
+    let port: u16 = first
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("server said {first:?}")))?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let rt = Runtime::builder().entries(a.entries).build()?;
+    println!(
+        "soak: {} min, {conns} connections (asked {}, fd limit {limit} per process), ring of {}, backend {}, server in a second process",
+        a.minutes,
+        a.conns,
+        a.entries,
         rt.driver()
     );
     let totals = Rc::new(Totals::default());
     let started = Instant::now();
     rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let server = uring_bufio::spawn(async move {
-            loop {
-                if let Ok((socket, _)) = listener.accept().await {
-                    uring_bufio::spawn(async move {
-                        let _ = echo(socket).await;
-                    });
-                }
-            }
-        });
-        let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+        let until = Instant::now() + Duration::from_secs_f64(a.minutes * 60.0);
         let clients: Vec<_> = (0..conns)
             .map(|i| uring_bufio::spawn(client(addr, i + 1, until, totals.clone())))
             .collect();
         for c in clients {
             let _ = c.await;
         }
-        server.abort();
-        Ok::<_, io::Error>(())
-    })?;
+    });
     drop(rt);
+    drop(child.stdin.take());
+    let mut rest = String::new();
+    io::Read::read_to_string(&mut out, &mut rest)?;
+    drop(out);
+    let status = child.wait()?;
     let t = &totals;
     println!(
         "ran {:.1?}: {} connections opened, {} bytes sent, {} echoed intact, {} lost, {} exchanges dropped on purpose, {} stalled ({} of them first exchanges)",
@@ -220,11 +306,13 @@ fn main() -> io::Result<()> {
         t.stalled_first.get()
     );
     println!(
-        "fds: {fd_start} before the runtime, {} after it was dropped; RSS: {rss_start} KiB at start, {} KiB at end (freed memory stays with the allocator)",
+        "client: fds {fd_start} before the runtime and the server, {} after both ended; RSS {rss_start} KiB at start, {} KiB at end",
         fd_count(),
         rss_kib()
     );
-    if t.lost.get() > 0 || t.stalled.get() > 0 || fd_count() != fd_start {
+    print!("{rest}");
+    println!("(freed memory stays with the allocator, so RSS does not fall back)");
+    if t.lost.get() > 0 || t.stalled.get() > 0 || fd_count() != fd_start || !status.success() {
         std::process::exit(1);
     }
     Ok(())
