@@ -95,10 +95,9 @@ impl SyscallCounter {
         if fd < 0 {
             return None;
         }
-        // SAFETY: a new fd that nothing else owns.
-        Some(SyscallCounter {
-            fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
-        })
+        // SAFETY: `fd` is a new perf event fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Some(SyscallCounter { fd })
     }
 
     /// System calls counted so far.
