@@ -147,8 +147,8 @@ async fn write_mixed<S: WriteSink>(
 }
 
 /// A quarter of the capacity is taken whole and only buffered; reaching
-/// half hands the buffer to the kernel (the peer receives it with no
-/// flush); with a peer that does not read, a write waits after about two
+/// the capacity hands the buffer to the kernel as one segment (the peer
+/// receives it with no flush); with a peer that does not read, a write waits after about two
 /// capacities plus the socket buffer. A waiting write dropped took nothing;
 /// the same write again waits too, and goes on once the peer reads.
 #[test]
@@ -160,19 +160,19 @@ fn write_returns_at_once_with_room_and_waits_when_full() {
         let mut w = BufWriter::with_capacity(1024, a);
         assert_eq!(now(w.write(&data[..256])).await, 256);
         assert_eq!(w.buffer(), &data[..256]);
-        assert_eq!(now(w.write(&data[256..511])).await, 255);
-        assert_eq!(w.buffer(), &data[..511]);
-        assert_eq!(now(w.write(&data[511..512])).await, 1);
-        assert!(w.buffer().is_empty(), "half full, not sent");
-        let mut head = [0; 512];
+        assert_eq!(now(w.write(&data[256..1023])).await, 767);
+        assert_eq!(w.buffer(), &data[..1023]);
+        assert_eq!(now(w.write(&data[1023..1024])).await, 1);
+        assert!(w.buffer().is_empty(), "full, not sent");
+        let mut head = [0; 1024];
         let (peer, head) = join(thread::spawn(move || {
             (&peer).read_exact(&mut head).map(|()| (peer, head))
         }))
         .await?;
-        assert!(head[..] == data[..512], "written behind, without a flush");
+        assert!(head[..] == data[..1024], "written behind, without a flush");
         let (go, gate) = mpsc::channel();
         let reader = spawn_peer(peer, Some(gate), false);
-        let (mut off, mut waited) = (512, 0);
+        let (mut off, mut waited) = (1024, 0);
         while waited < 2 {
             assert!(off < 64 * 1024, "{off} bytes taken with nobody reading");
             let mut fut = pin!(w.write(&data[off..off + 1000]));
@@ -190,7 +190,7 @@ fn write_returns_at_once_with_room_and_waits_when_full() {
         }
         write_mixed(&mut w, &data[off..], &mut Rng(8), 5000).await?;
         w.shutdown().await?;
-        assert!(join(reader).await? == data[512..], "peer got other bytes");
+        assert!(join(reader).await? == data[1024..], "peer got other bytes");
         Ok(())
     });
 }
@@ -290,7 +290,7 @@ fn file_writes_continue_at_the_file_position() {
 }
 
 /// A file opened read-only takes bytes into the buffer, but the write that
-/// starts at half the capacity and `flush` fail with EBADF; `into_inner`
+/// starts at the full capacity and `flush` fail with EBADF; `into_inner`
 /// returns the error, the file (position unmoved) and every byte.
 #[test]
 fn flush_error_hands_back_every_byte() {

@@ -55,26 +55,31 @@ impl ReadBuffer {
     }
 
     /// Size of one read.
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Bytes filled and not consumed.
+    #[inline]
     pub(crate) fn filled(&self) -> &[u8] {
         &self.data[self.head..]
     }
 
     /// The bytes lent out by the last borrowing call.
+    #[inline]
     pub(crate) fn lent(&self) -> &[u8] {
         &self.data[self.head - self.lent..self.head]
     }
 
     /// Ends the loan of the last borrowing call.
+    #[inline]
     pub(crate) fn settle(&mut self) {
         self.lent = 0;
     }
 
     /// Marks `n` filled bytes consumed (clamped to what is filled).
+    #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
         self.lent = 0;
         let n = n.min(self.data.len() - self.head);
@@ -84,6 +89,7 @@ impl ReadBuffer {
 
     /// Consumes `n` filled bytes but lends them out: they stay readable
     /// through [`ReadBuffer::lent`] until the next call.
+    #[inline]
     pub(crate) fn lend(&mut self, n: usize) {
         self.consume(n);
         self.lent = n.min(self.head);
@@ -107,11 +113,13 @@ impl ReadBuffer {
     }
 
     /// Spare capacity after the filled bytes.
+    #[inline]
     pub(crate) fn spare(&self) -> usize {
         self.data.capacity() - self.data.len()
     }
 
     /// Looks for `delim` in the filled bytes, within `max` bytes of the start.
+    #[inline]
     pub(crate) fn find(&mut self, delim: u8, max: usize) -> Found {
         if delim != self.scan_delim {
             self.scan_delim = delim;

@@ -21,8 +21,8 @@ pub(crate) const DEFAULT_CAPACITY: usize = 64 * 1024;
 ///
 /// [`write`](BufWriter::write) copies the caller's bytes in and returns at
 /// once while there is room; the kernel drains the buffer behind it
-/// (write-behind): once half the capacity is filled, the filled part goes to
-/// the kernel as one segment while new bytes are copied into the next, and
+/// (write-behind): once the capacity is filled, the filled part goes to the
+/// kernel as one segment while new bytes are copied into the next, and
 /// everything queued goes out in one vectored operation. Short writes are
 /// resumed. The writer holds at most about twice its capacity: one segment
 /// in flight, one being filled.
@@ -203,7 +203,7 @@ impl WriteState {
     }
 
     /// Waits until there is room, then runs `copy` (which must not fail)
-    /// and starts a write once half the capacity is filled.
+    /// and starts a write once the capacity is filled.
     fn poll_write_with(
         &mut self,
         cx: &mut Context<'_>,
@@ -221,7 +221,7 @@ impl WriteState {
             ready!(self.poll_inflight(cx, sink))?;
         }
         let n = copy(&mut self.buf);
-        if self.buf.len() >= self.buf.capacity() / 2 {
+        if self.buf.len() >= self.buf.capacity() {
             self.start_write(sink);
         }
         Poll::Ready(Ok(n))

@@ -178,6 +178,8 @@ pub(crate) fn with_sched<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
 struct Enter {
     /// Restores the driver on drop.
     _driver: driver::EnterGuard,
+    /// Unmarks the thread as the scheduler's on drop.
+    _thread: sched::ThreadMark,
     /// The scheduler that was current before.
     prev: Option<Rc<Scheduler>>,
 }
@@ -192,6 +194,7 @@ impl Enter {
         }
         Enter {
             _driver: driver::enter(rt.driver.clone()),
+            _thread: rt.sched.mark_thread(),
             prev,
         }
     }

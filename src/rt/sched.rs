@@ -9,6 +9,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+thread_local! {
+    /// The scheduler whose `block_on` runs on this thread, if any.
+    static RUNNING: std::cell::Cell<*const Shared> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Marks this thread as running a scheduler until dropped.
+#[derive(Debug)]
+pub(crate) struct ThreadMark {
+    /// What was marked before.
+    prev: *const Shared,
+}
+
+impl Drop for ThreadMark {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.set(self.prev));
+    }
+}
+
 /// Task id of the future passed to `block_on`.
 pub(crate) const MAIN: usize = usize::MAX;
 
@@ -50,7 +68,11 @@ impl Wake for TaskWaker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(self.id);
-        if self.shared.parked.load(Ordering::SeqCst) {
+        // On the runtime's own thread (a completion being reaped, a task
+        // waking another) the runtime looks at the queue before it sleeps
+        // again: only a wake from another thread needs the eventfd.
+        let local = RUNNING.with(|r| r.get()) == Arc::as_ptr(&self.shared);
+        if !local && self.shared.parked.load(Ordering::SeqCst) {
             let one: u64 = 1;
             // SAFETY: writes 8 bytes from a live u64 to the eventfd, which the
             // runtime keeps open for as long as wakers may hold `Shared`
@@ -112,6 +134,13 @@ impl Scheduler {
             lingering: Cell::new(0),
             closing: Cell::new(false),
         }
+    }
+
+    /// Marks the calling thread as this scheduler's, so that wakes from it
+    /// skip the eventfd.
+    pub(crate) fn mark_thread(&self) -> ThreadMark {
+        let prev = RUNNING.with(|r| r.replace(Arc::as_ptr(&self.shared)));
+        ThreadMark { prev }
     }
 
     /// A waker for task `id`, already scheduled if `scheduled`.
