@@ -167,3 +167,149 @@ mod tests {
         assert_eq!(&w.take_all()[..], b"abcdef");
     }
 }
+
+/// Random sequences of the writer's bookkeeping against a model: what the
+/// "kernel" wrote, plus what is in flight, plus what is left, is always
+/// everything accepted, in order, with nothing lost or duplicated.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One call on the buffer, as the writer makes it.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// `accept(bytes)`: takes what fits.
+        Accept(Vec<u8>),
+        /// `extend(bytes)`: takes all (`write_all`).
+        Extend(Vec<u8>),
+        /// `take_segments(max)`, when no write is in flight.
+        Take(usize),
+        /// The write in flight completes with this many bytes (modulo its
+        /// length plus one): `written`.
+        Written(usize),
+        /// The write in flight fails: `restore`.
+        Restore,
+        /// `take_all`, when no write is in flight (`into_parts`).
+        TakeAll,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let bytes = || prop::collection::vec(any::<u8>(), 0..24);
+        prop_oneof![
+            4 => bytes().prop_map(Op::Accept),
+            2 => bytes().prop_map(Op::Extend),
+            3 => (1usize..5).prop_map(Op::Take),
+            3 => any::<usize>().prop_map(Op::Written),
+            1 => Just(Op::Restore),
+            1 => Just(Op::TakeAll),
+        ]
+    }
+
+    /// The model.
+    #[derive(Default)]
+    struct Model {
+        /// Every byte accepted, in order.
+        accepted: Vec<u8>,
+        /// Every byte the kernel wrote (or `take_all` handed back), in order.
+        out: Vec<u8>,
+        /// The segments of the write in flight.
+        inflight: Option<Vec<Bytes>>,
+    }
+
+    impl Model {
+        fn inflight_len(&self) -> usize {
+            self.inflight.iter().flatten().map(Bytes::len).sum()
+        }
+    }
+
+    fn concat(segs: &[Bytes]) -> Vec<u8> {
+        segs.iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    /// Applies one operation to the buffer and the model.
+    fn step(w: &mut WriteBuffer, m: &mut Model, op: Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::Accept(src) => {
+                let room = w.capacity().saturating_sub(w.len());
+                let n = w.accept(&src);
+                prop_assert_eq!(n, src.len().min(room));
+                m.accepted.extend_from_slice(&src[..n]);
+            }
+            Op::Extend(src) => {
+                w.extend(&src);
+                m.accepted.extend_from_slice(&src);
+            }
+            Op::Take(max) => {
+                if m.inflight.is_some() {
+                    return Ok(()); // one write in flight at a time
+                }
+                let segs = w.take_segments(max);
+                prop_assert!(segs.len() <= max);
+                let from = m.out.len();
+                let sent = concat(&segs);
+                prop_assert_eq!(&sent[..], &m.accepted[from..from + sent.len()]);
+                m.inflight = Some(segs);
+            }
+            Op::Written(n) => {
+                if let Some(segs) = m.inflight.take() {
+                    let sent = concat(&segs);
+                    // The segments did not change while more was copied in.
+                    let from = m.out.len();
+                    prop_assert_eq!(&sent[..], &m.accepted[from..from + sent.len()]);
+                    let n = n % (sent.len() + 1);
+                    m.out.extend_from_slice(&sent[..n]);
+                    w.written(segs, n);
+                }
+            }
+            Op::Restore => {
+                if let Some(segs) = m.inflight.take() {
+                    w.restore(segs);
+                }
+            }
+            Op::TakeAll => {
+                if m.inflight.is_none() {
+                    let rest = w.take_all();
+                    prop_assert_eq!(&rest[..], &m.accepted[m.out.len()..]);
+                    m.out.extend_from_slice(&rest);
+                    prop_assert!(w.is_empty());
+                }
+            }
+        }
+        check(w, m)
+    }
+
+    /// What must hold after every operation.
+    fn check(w: &WriteBuffer, m: &Model) -> Result<(), TestCaseError> {
+        let waiting = m.accepted.len() - m.out.len() - m.inflight_len();
+        prop_assert_eq!(w.len(), waiting);
+        prop_assert_eq!(w.is_empty(), waiting == 0);
+        prop_assert_eq!(w.room(), w.capacity().saturating_sub(waiting));
+        prop_assert!(
+            m.accepted.ends_with(w.unsent()),
+            "unsent is the newest bytes"
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Written, in flight and waiting bytes always add up to everything
+        /// accepted, in order; draining at the end gives back the rest.
+        #[test]
+        fn matches_the_model(cap in 1usize..48, ops in prop::collection::vec(op(), 1..60)) {
+            let mut w = WriteBuffer::new(cap);
+            let mut m = Model::default();
+            for op in ops {
+                step(&mut w, &mut m, op)?;
+            }
+            if let Some(segs) = m.inflight.take() {
+                w.restore(segs);
+            }
+            let rest = w.take_all();
+            m.out.extend_from_slice(&rest);
+            prop_assert_eq!(&m.out, &m.accepted);
+        }
+    }
+}
