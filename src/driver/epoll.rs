@@ -311,8 +311,12 @@ impl Backend for Epoll {
     }
 
     fn turn(&mut self, table: &mut Table, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
+        let before = table.completions();
         self.expire(table);
-        // Timeouts wake the wait through the timerfd.
+        // Timeouts that just expired woke their tasks without the eventfd
+        // (wakes on the runtime thread stay local): do not sleep past them.
+        // Later timeouts wake the wait through the timerfd.
+        let wait = wait && table.completions() == before;
         let limit = if wait { timeout } else { Some(Duration::ZERO) };
         // Round up so a timer is not polled for again a moment too early.
         let ms = limit.map_or(-1, |d| {

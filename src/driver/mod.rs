@@ -25,6 +25,8 @@
 //!   would block, waits for readiness;
 //! * `cancel`: end entry `id` early (its completion still arrives);
 //! * `turn`: submit, wait up to a timeout, and complete entries in the table;
+//!   it must not block if it completed anything earlier in the same turn
+//!   (wakes on the runtime thread do not touch the eventfd);
 //! * `busy`: whether the kernel still holds anything outside the table;
 //! * `completion_fd`: an fd readable while completions wait.
 //!
@@ -344,9 +346,15 @@ pub(crate) fn current() -> io::Result<Rc<Driver>> {
         .ok_or_else(|| io::Error::other("no uring-bufio runtime is running on this thread"))
 }
 
-/// Makes `driver` current on this thread until the guard drops.
+/// Makes `driver` current on this thread until the guard drops. While the
+/// thread's locals are being destroyed (a runtime kept in a `thread_local!`
+/// dropped at thread exit) nothing is made current: operations released then
+/// hold their own handle to the driver and need none.
 pub(crate) fn enter(driver: Rc<Driver>) -> EnterGuard {
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(driver));
+    let prev = CURRENT
+        .try_with(|c| c.borrow_mut().replace(driver))
+        .ok()
+        .flatten();
     EnterGuard { prev }
 }
 
@@ -359,6 +367,6 @@ pub(crate) struct EnterGuard {
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
     }
 }

@@ -128,6 +128,9 @@ pub(crate) struct Table {
     free: Vec<u32>,
     /// Number of occupied slots.
     live: usize,
+    /// Completions recorded so far: a backend that completed something
+    /// before its wait must not block (the wakes it caused stay local).
+    completions: u64,
     /// Released kernel-facing buffers held back for checking.
     #[cfg(feature = "fault-injection")]
     quarantine: super::faults::Quarantine,
@@ -195,8 +198,14 @@ impl Table {
         std::mem::replace(&mut slot.state, State::Vacant)
     }
 
+    /// Completions recorded so far.
+    pub(crate) fn completions(&self) -> u64 {
+        self.completions
+    }
+
     /// Records a completion from the kernel. Abandoned entries are freed here.
     pub(crate) fn complete(&mut self, id: OpId, res: CqeResult) {
+        self.completions += 1;
         let more = res.more();
         let Some(slot) = self.slot(id) else {
             // Not ours (a stale id would be a driver bug; ignore rather than corrupt).

@@ -256,9 +256,12 @@ impl Backend for Uring {
     }
 
     fn turn(&mut self, table: &mut Table, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
+        let before = table.completions();
         if wait {
+            // Making room for the poll may reap completions (a full queue).
             self.arm_wake(table);
         }
+        let wait = wait && table.completions() == before;
         let res = self.enter(wait, timeout);
         self.reap(table);
         res
