@@ -20,8 +20,13 @@ impl<S: ReadSource> BufReader<S> {
     /// `BytesMut` the kernel reads into: a frame it splits off (such as
     /// `LengthDelimitedCodec`'s `BytesMut`, frozen to `Bytes` if you like)
     /// points into memory the kernel filled, with no copy in between.
-    /// The buffer keeps at most [`Frames::max_frame_len`] bytes waiting for
-    /// one frame (default 8 MiB); more is an `InvalidData` error.
+    /// One frame may take at most [`Frames::max_frame_len`] bytes of the
+    /// stream, its header included (default 8 MiB); more is an
+    /// `InvalidData` error, however the stream was cut into reads. The
+    /// decoder may reserve room in the buffer before that check (as
+    /// `LengthDelimitedCodec` does for the length a header announces, up to
+    /// its own `max_frame_length`): set the codec's own limit too, so that
+    /// what it reserves is bounded by what you allow.
     ///
     /// Cancel safety: dropping a `next()` future consumes nothing.
     ///
@@ -47,6 +52,7 @@ impl<S: ReadSource> BufReader<S> {
             reader: self,
             decoder,
             max_frame: DEFAULT_MAX_FRAME,
+            pending: 0,
             state: State::Reading,
         }
     }
@@ -59,8 +65,11 @@ pub struct Frames<S, D> {
     reader: BufReader<S>,
     /// The decoder.
     decoder: D,
-    /// Most bytes buffered while waiting for one frame.
+    /// Most bytes one frame may take in the stream (header included).
     max_frame: usize,
+    /// Bytes the decoder consumed since it last produced an item (a
+    /// header it parsed before the body arrived, for example).
+    pending: usize,
     /// Where the stream is.
     state: State,
 }
@@ -77,12 +86,13 @@ enum State {
 }
 
 impl<S: ReadSource, D: Decoder> Frames<S, D> {
-    /// Sets the most bytes buffered while waiting for one frame.
+    /// Sets the most bytes one frame may take in the stream, header
+    /// included.
     pub fn set_max_frame_len(&mut self, max: usize) {
         self.max_frame = max.max(1);
     }
 
-    /// The most bytes buffered while waiting for one frame.
+    /// The most bytes one frame may take in the stream, header included.
     pub fn max_frame_len(&self) -> usize {
         self.max_frame
     }
@@ -107,9 +117,10 @@ impl<S: ReadSource, D: Decoder> Frames<S, D> {
         (self.reader, self.decoder)
     }
 
-    /// Runs the decoder on the reader's buffer. An item that took more than
-    /// the maximum frame length is an error whether it arrived in pieces or
-    /// in one read.
+    /// Runs the decoder on the reader's buffer. A frame is measured by all
+    /// the bytes the decoder consumed for it, over however many calls (a
+    /// header parsed before its body arrived counts), so the limit does not
+    /// depend on how the stream was cut into reads.
     fn decode(&mut self, eof: bool) -> Result<Option<D::Item>, D::Error> {
         let buf = self.reader.buf.bytes_mut();
         let before = buf.len();
@@ -118,7 +129,11 @@ impl<S: ReadSource, D: Decoder> Frames<S, D> {
         } else {
             self.decoder.decode(buf)?
         };
-        let used = before.saturating_sub(self.reader.buffer().len());
+        self.pending += before.saturating_sub(buf.len());
+        let used = std::mem::take(&mut self.pending);
+        if item.is_none() {
+            self.pending = used;
+        }
         if item.is_some() && used > self.max_frame {
             self.state = State::Done;
             return Err(too_long(self.max_frame).into());
@@ -144,7 +159,7 @@ impl<S: ReadSource, D: Decoder> Frames<S, D> {
                 return Poll::Ready(Some(Ok(item)));
             }
             let have = self.reader.buffer().len();
-            if have >= self.max_frame {
+            if self.pending + have >= self.max_frame {
                 self.state = State::Done;
                 return Poll::Ready(Some(Err(too_long(self.max_frame).into())));
             }

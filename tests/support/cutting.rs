@@ -80,18 +80,19 @@ pub fn strip_cr(rest: &[u8], len: usize, consume: usize) -> &[u8] {
 /// What a `frames()` stream yields next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// A frame whose encoding fits the maximum.
+    /// A frame whose encoding (with its 4-byte header) fits the maximum.
     Item(Vec<u8>),
-    /// A frame whose payload fits the maximum but whose encoding (with the
-    /// 4-byte header) does not: `InvalidData` or the frame, depending on
-    /// whether the header was consumed in an earlier decode call (that is,
-    /// on the chunking). Either is accepted.
-    Borderline(Vec<u8>),
-    /// `InvalidData`: more than the maximum for one frame; the stream ends.
+    /// `InvalidData`: more than the maximum for one frame, header included,
+    /// however the stream was chunked; the stream ends.
     TooLong,
     /// `Other` ("bytes remaining on stream"): a truncated frame; the stream
     /// ends.
     Truncated,
+    /// A truncated frame whose header announced more than the maximum: it
+    /// is refused as `InvalidData` once the reader sees that (when the
+    /// decoder reserves room for it, or enough of it waits), or reported
+    /// truncated at the end if the stream ends first. Either is accepted.
+    TooLongOrTruncated,
 }
 
 /// What `frames(LengthDelimitedCodec::new())` with `set_max_frame_len(max)`
@@ -119,7 +120,8 @@ pub fn model_frames(wire: &[u8], max: usize) -> Vec<Frame> {
             // alone at the end is dropped silently by tokio-util's
             // `decode_eof`, which then sees an empty buffer.
             match body.len() {
-                d if d >= max => out.push(Frame::TooLong),
+                d if d + 4 >= max => out.push(Frame::TooLong),
+                _ if n + 4 > max => out.push(Frame::TooLongOrTruncated),
                 0 => {}
                 _ => out.push(Frame::Truncated),
             }
@@ -128,8 +130,6 @@ pub fn model_frames(wire: &[u8], max: usize) -> Vec<Frame> {
         let item = body[..n].to_vec();
         if n + 4 <= max {
             out.push(Frame::Item(item));
-        } else if n <= max {
-            out.push(Frame::Borderline(item));
         } else {
             out.push(Frame::TooLong);
             break;
