@@ -527,3 +527,32 @@ fn remote_wake_from_another_thread() {
         }
     });
 }
+
+/// A runtime kept in a `thread_local!` is dropped while the thread's locals
+/// are destroyed, with a task still holding a sleep and a writer with bytes
+/// left: the thread ends normally instead of aborting the process (found by
+/// the property tests: the drop touched the already destroyed driver and
+/// scheduler thread-locals).
+#[test]
+fn runtime_in_a_thread_local_drops_cleanly_at_thread_exit() {
+    thread_local! {
+        static RT: Runtime = Runtime::new().expect("runtime");
+    }
+    let t = std::thread::spawn(|| {
+        RT.with(|rt| {
+            rt.block_on(async {
+                uring_bufio::spawn(async {
+                    uring_bufio::time::sleep(Duration::from_secs(60)).await;
+                });
+                let (a, _b) = uring_bufio::net::UnixStream::pair().unwrap();
+                uring_bufio::spawn(async move {
+                    let mut w = uring_bufio::io::BufWriter::new(a);
+                    w.write_all(b"left in the buffer").await.unwrap();
+                    uring_bufio::time::sleep(Duration::from_secs(60)).await;
+                });
+                uring_bufio::time::sleep(Duration::from_millis(5)).await;
+            });
+        });
+    });
+    t.join().expect("thread ended without a panic");
+}

@@ -170,7 +170,9 @@ thread_local! {
 
 /// Runs `f` with the current scheduler, if a runtime runs on this thread.
 pub(crate) fn with_sched<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
-    let sched = SCHED.with(|s| s.borrow().clone())?;
+    // `try_with`: tasks dropped while the thread's locals are destroyed
+    // (a runtime in a `thread_local!`) find no scheduler, not a panic.
+    let sched = SCHED.try_with(|s| s.borrow().clone()).ok().flatten()?;
     Some(f(&sched))
 }
 

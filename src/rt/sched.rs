@@ -23,7 +23,7 @@ pub(crate) struct ThreadMark {
 
 impl Drop for ThreadMark {
     fn drop(&mut self) {
-        RUNNING.with(|r| r.set(self.prev));
+        let _ = RUNNING.try_with(|r| r.set(self.prev));
     }
 }
 
@@ -71,7 +71,7 @@ impl Wake for TaskWaker {
         // On the runtime's own thread (a completion being reaped, a task
         // waking another) the runtime looks at the queue before it sleeps
         // again: only a wake from another thread needs the eventfd.
-        let local = RUNNING.with(|r| r.get()) == Arc::as_ptr(&self.shared);
+        let local = RUNNING.try_with(|r| r.get()).ok() == Some(Arc::as_ptr(&self.shared));
         if !local && self.shared.parked.load(Ordering::SeqCst) {
             let one: u64 = 1;
             // SAFETY: writes 8 bytes from a live u64 to the eventfd, which the
