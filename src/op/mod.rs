@@ -207,6 +207,27 @@ impl<T: Operation> Drop for Op<T> {
 /// Offset meaning "the file's current position" (or none, for streams).
 pub(crate) const CURRENT_POS: u64 = u64::MAX;
 
+/// Books a read's result into the buffer whose spare capacity it filled:
+/// the length grows by what the kernel reported.
+pub(crate) fn filled(
+    mut buf: bytes::BytesMut,
+    res: CqeResult,
+) -> (io::Result<usize>, bytes::BytesMut) {
+    let n = match res.result {
+        Ok(n) => n as usize,
+        Err(e) => return (Err(e), buf),
+    };
+    let len = buf.len() + n;
+    assert!(
+        len <= buf.capacity(),
+        "kernel reported more than it was given"
+    );
+    // SAFETY: the kernel initialised `n` bytes after the old length (checked
+    // to lie within the capacity just above).
+    unsafe { buf.set_len(len) };
+    (Ok(n), buf)
+}
+
 /// A system call's return value as a completion result: itself, or `-errno`.
 /// The one place the epoll backend's system call results are read.
 pub(crate) fn syscall_result(ret: isize) -> i32 {

@@ -5,7 +5,7 @@ use std::io;
 use bytes::BytesMut;
 use io_uring::{opcode, squeue, types};
 
-use super::{CURRENT_POS, Operation, read_stream, syscall_result};
+use super::{CURRENT_POS, Operation, filled, read_stream, syscall_result};
 use crate::driver::{Attempt, CqeResult, SharedFd};
 
 /// Reads into `buf[len..capacity]` at `offset` (or the current position /
@@ -75,19 +75,7 @@ impl Operation for Read {
         Some(std::mem::take(&mut self.buf))
     }
 
-    fn complete(mut self, res: CqeResult) -> Self::Output {
-        let n = match res.result {
-            Ok(n) => n as usize,
-            Err(e) => return (Err(e), self.buf),
-        };
-        let len = self.buf.len() + n;
-        assert!(
-            len <= self.buf.capacity(),
-            "kernel reported more than it was given"
-        );
-        // SAFETY: the kernel initialised `n` bytes after the old length
-        // (checked to lie within the capacity just above).
-        unsafe { self.buf.set_len(len) };
-        (Ok(n), self.buf)
+    fn complete(self, res: CqeResult) -> Self::Output {
+        filled(self.buf, res)
     }
 }
