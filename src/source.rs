@@ -30,6 +30,10 @@ pub(crate) mod sealed {
         fn read_pos(&self) -> Option<&Cell<u64>> {
             None
         }
+        /// A socket: reads use `recv` (which can wait for readiness first).
+        fn reads_socket(&self) -> bool {
+            false
+        }
     }
 
     /// Writing side.

@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use fd::SharedFd;
 pub use probe::Probe;
+pub(crate) use probe::recv_poll_first;
 pub(crate) use table::{OpId, Owned, Released};
 
 use table::Table;

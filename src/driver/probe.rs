@@ -132,6 +132,13 @@ fn probe_buf_ring(ring: &IoUring, flags: u16) -> bool {
     ok
 }
 
+/// Whether receives may ask to wait for readiness first
+/// (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19); read once per process.
+pub(crate) fn recv_poll_first() -> bool {
+    static POLL_FIRST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *POLL_FIRST.get_or_init(|| kernel_version() >= (5, 19))
+}
+
 /// `(major, minor)` of the running kernel, `(0, 0)` if unreadable.
 fn kernel_version() -> (u32, u32) {
     // SAFETY: utsname is plain data; uname fills it.

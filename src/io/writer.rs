@@ -439,6 +439,9 @@ impl<S: WriteSink + sealed::Read> sealed::Read for BufWriter<S> {
     fn read_pos(&self) -> Option<&Cell<u64>> {
         self.sink.read_pos()
     }
+    fn reads_socket(&self) -> bool {
+        self.sink.reads_socket()
+    }
 }
 
 impl<S: WriteSink + crate::source::ReadSource> crate::source::ReadSource for BufWriter<S> {}

@@ -311,7 +311,11 @@ impl sealed::Fd for TcpStream {
         &self.fd
     }
 }
-impl sealed::Read for TcpStream {}
+impl sealed::Read for TcpStream {
+    fn reads_socket(&self) -> bool {
+        true
+    }
+}
 impl sealed::Write for TcpStream {
     fn is_socket(&self) -> bool {
         true
@@ -325,7 +329,11 @@ impl sealed::Fd for OwnedReadHalf {
         &self.fd
     }
 }
-impl sealed::Read for OwnedReadHalf {}
+impl sealed::Read for OwnedReadHalf {
+    fn reads_socket(&self) -> bool {
+        true
+    }
+}
 impl ReadSource for OwnedReadHalf {}
 
 impl sealed::Fd for OwnedWriteHalf {

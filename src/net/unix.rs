@@ -273,7 +273,11 @@ impl sealed::Fd for UnixStream {
         &self.fd
     }
 }
-impl sealed::Read for UnixStream {}
+impl sealed::Read for UnixStream {
+    fn reads_socket(&self) -> bool {
+        true
+    }
+}
 impl sealed::Write for UnixStream {
     fn is_socket(&self) -> bool {
         true
@@ -287,7 +291,11 @@ impl sealed::Fd for OwnedReadHalf {
         &self.fd
     }
 }
-impl sealed::Read for OwnedReadHalf {}
+impl sealed::Read for OwnedReadHalf {
+    fn reads_socket(&self) -> bool {
+        true
+    }
+}
 impl ReadSource for OwnedReadHalf {}
 
 impl sealed::Fd for OwnedWriteHalf {

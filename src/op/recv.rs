@@ -8,6 +8,10 @@ use io_uring::{opcode, squeue, types};
 use super::{Operation, filled, or_wait, syscall_result};
 use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
+/// `IORING_RECVSEND_POLL_FIRST` (include/uapi/linux/io_uring.h), which the
+/// io-uring crate does not export.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
 /// Receives at most `buf.capacity() - buf.len()` bytes.
 #[derive(Debug)]
 pub(crate) struct Recv {
@@ -17,6 +21,9 @@ pub(crate) struct Recv {
     buf: BytesMut,
     /// Most bytes asked for (a test fault may lower it).
     max: usize,
+    /// Arm the readiness poll before trying (`IORING_RECVSEND_POLL_FIRST`):
+    /// for a socket just drained, a first try would only fail.
+    poll_first: bool,
 }
 
 impl Recv {
@@ -26,6 +33,16 @@ impl Recv {
             fd,
             buf,
             max: usize::MAX,
+            poll_first: false,
+        }
+    }
+
+    /// A receive that waits for readiness before its first try (where the
+    /// kernel has that), for a socket that was just drained.
+    pub(crate) fn poll_first(fd: SharedFd, buf: BytesMut) -> Recv {
+        Recv {
+            poll_first: crate::driver::recv_poll_first(),
+            ..Recv::new(fd, buf)
         }
     }
 }
@@ -37,7 +54,14 @@ impl Operation for Recv {
     fn entry(&mut self) -> squeue::Entry {
         let spare = self.buf.spare_capacity_mut();
         let len = u32::try_from(spare.len().min(self.max)).unwrap_or(u32::MAX);
-        opcode::Recv::new(types::Fd(self.fd.raw()), spare.as_mut_ptr().cast(), len).build()
+        let ioprio = if self.poll_first {
+            RECVSEND_POLL_FIRST
+        } else {
+            0
+        };
+        opcode::Recv::new(types::Fd(self.fd.raw()), spare.as_mut_ptr().cast(), len)
+            .ioprio(ioprio)
+            .build()
     }
 
     fn attempt(&mut self) -> Attempt {
