@@ -37,7 +37,18 @@ fn fd_neutral(body: impl FnOnce() + Send + 'static) {
     let _lock = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let before = fd_count();
     within(LIMIT, body);
-    let after = fd_count();
+    // Under load an fd was once seen one too many right after the runtime
+    // was dropped (1 in 15 runs of this file on epoll, never alone; not
+    // understood yet, see the session note): count again for up to a
+    // second. A leak stays and still fails.
+    let mut after = fd_count();
+    for _ in 0..100 {
+        if after == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        after = fd_count();
+    }
     assert_eq!(
         after, before,
         "fds open before the test vs after its runtime was dropped"
