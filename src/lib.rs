@@ -74,7 +74,7 @@ pub mod net;
 mod source;
 pub mod stdio;
 
-pub use driver::{Kind as DriverKind, Probe};
+pub use driver::{Kind as DriverKind, PoolConfig, PoolStats, Probe};
 pub use rt::time;
 pub use rt::{Builder, DRIVER_ENV, JoinError, JoinHandle, Runtime, spawn};
 pub use source::{ReadSource, WriteSink};

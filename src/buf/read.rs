@@ -1,6 +1,10 @@
 //! A reader's buffer.
 
+use std::rc::Rc;
+
 use bytes::{Buf, BytesMut};
+
+use crate::driver::Pool;
 
 /// Result of looking for a record in the filled bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,15 @@ pub(crate) struct ReadBuffer {
     scan_delim: u8,
     /// Size the buffer is filled up to by one read.
     capacity: usize,
+    /// `data` is a buffer lent by this pool (a pooled reader): it goes back
+    /// once drained, or when the buffer is dropped.
+    origin: Option<Rc<Pool>>,
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        self.give_back();
+    }
 }
 
 impl ReadBuffer {
@@ -51,7 +64,63 @@ impl ReadBuffer {
             scanned: 0,
             scan_delim: b'\n',
             capacity: capacity.max(1),
+            origin: None,
         }
+    }
+
+    /// Hands a pool buffer back to its pool; `data` is left empty.
+    fn give_back(&mut self) {
+        if let Some(pool) = self.origin.take() {
+            pool.give_back(std::mem::take(&mut self.data));
+        }
+    }
+
+    /// Every filled byte is consumed and no loan is out.
+    #[inline]
+    pub(crate) fn is_drained(&self) -> bool {
+        self.head == self.data.len() && self.lent == 0
+    }
+
+    /// A pooled reader's buffer after the caller consumed everything: a pool
+    /// buffer goes back to the pool at once, and a spill buffer is freed,
+    /// so an idle reader holds no memory.
+    pub(crate) fn release_drained(&mut self) {
+        if self.is_drained() && self.data.capacity() > 0 {
+            self.give_back();
+            self.data = BytesMut::new();
+            self.head = 0;
+            self.scanned = 0;
+        }
+    }
+
+    /// Adds received bytes lent by `pool`. Into an empty buffer the pool
+    /// buffer itself becomes the buffer (no copy); after unconsumed bytes it
+    /// is copied into a spill buffer, which holds the record being joined,
+    /// and goes back to the pool at once.
+    pub(crate) fn push_pooled(&mut self, chunk: BytesMut, pool: &Rc<Pool>) {
+        if self.data.len() == self.head {
+            self.lent = 0;
+            self.give_back();
+            self.data = chunk;
+            self.head = 0;
+            self.scanned = 0;
+            self.origin = Some(pool.clone());
+            return;
+        }
+        if self.origin.is_some() {
+            // The unconsumed tail of a pool buffer moves to a spill buffer
+            // sized for it and the new bytes.
+            let mut spill = BytesMut::with_capacity(self.filled().len() + chunk.len());
+            spill.extend_from_slice(self.filled());
+            self.give_back();
+            self.data = spill;
+            self.head = 0;
+            self.lent = 0;
+        } else {
+            self.compact();
+        }
+        self.data.extend_from_slice(&chunk);
+        pool.give_back(chunk);
     }
 
     /// Size of one read.

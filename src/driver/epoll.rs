@@ -126,7 +126,12 @@ impl Epoll {
             };
             match data.attempt() {
                 Attempt::Done(res) if res == -libc::EINTR => continue,
-                Attempt::Done(res) => table.complete(id, CqeResult::new(res, 0)),
+                Attempt::Done(res) => {
+                    table.complete(id, CqeResult::new(res, 0));
+                }
+                Attempt::Selected { res, bid } => {
+                    table.complete(id, CqeResult::new(res, super::pool::buffer_flags(bid)));
+                }
                 Attempt::Wait(fd, interest) => self.wait(table, id, fd, interest),
                 Attempt::Until(deadline) => {
                     self.timers.push(Reverse((deadline, id.user_data())));

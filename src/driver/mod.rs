@@ -38,6 +38,7 @@ mod epoll;
 #[cfg(feature = "fault-injection")]
 pub(crate) mod faults;
 mod fd;
+mod pool;
 mod probe;
 mod table;
 mod uring;
@@ -50,6 +51,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub(crate) use fd::SharedFd;
+pub(crate) use pool::{Pool, completion_buffer};
+pub use pool::{PoolConfig, PoolStats};
 pub use probe::Probe;
 pub(crate) use probe::recv_poll_first;
 pub(crate) use table::{OpId, Owned, Released};
@@ -89,6 +92,14 @@ pub enum Attempt {
     Done(i32),
     /// Would block: try again once `fd` is ready for the direction.
     Wait(RawFd, Interest),
+    /// Finished with `res` bytes received into pool buffer `bid` (a
+    /// receive that picks its buffer from the runtime's pool).
+    Selected {
+        /// The result, as for `Done`.
+        res: i32,
+        /// The buffer the bytes are in.
+        bid: u16,
+    },
     /// Finishes at this instant with `-ETIME` (a timeout).
     Until(Instant),
 }
@@ -140,6 +151,19 @@ pub(crate) trait Backend {
     fn stop_wake(&mut self);
     /// An fd readable while completions wait.
     fn completion_fd(&mut self) -> io::Result<RawFd>;
+    /// Registers a provided buffer ring of `entries` at `addr` as group
+    /// `bgid` (io_uring only).
+    fn register_buf_ring(&mut self, addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+        let _ = (addr, entries, bgid);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this backend has no provided buffer rings",
+        ))
+    }
+    /// Unregisters group `bgid` (only once nothing in flight can use it).
+    fn unregister_buf_ring(&mut self, bgid: u16) {
+        let _ = bgid;
+    }
 }
 
 /// Settings a runtime passes down when it builds its driver.
@@ -149,6 +173,8 @@ pub(crate) struct Config {
     pub(crate) entries: u32,
     /// The backend to use; `None` chooses: io_uring where it works.
     pub(crate) kind: Option<Kind>,
+    /// Sizing of the receive buffer pool, built at first use.
+    pub(crate) pool: PoolConfig,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Option<faults::FaultPlan>,
@@ -166,6 +192,11 @@ struct Inner {
     backend: Box<dyn Backend>,
     /// Every operation the kernel may still touch.
     table: Table,
+    /// Sizing of the buffer pool.
+    pool_config: PoolConfig,
+    /// The receive buffer pool, once a pooled reader asked for it; `None`
+    /// inside also when the kernel cannot pick buffers (ordinary reads).
+    pool: Option<Option<Rc<Pool>>>,
     /// Faults being injected (tests only).
     #[cfg(feature = "fault-injection")]
     faults: Option<faults::Faults>,
@@ -200,6 +231,8 @@ impl Driver {
             inner: RefCell::new(Inner {
                 backend,
                 table: Table::default(),
+                pool_config: config.pool,
+                pool: None,
                 #[cfg(feature = "fault-injection")]
                 faults: config.faults.clone().map(faults::Faults::new),
             }),
@@ -220,6 +253,38 @@ impl Driver {
     /// watch it and call [`Driver::turn`] without waiting.
     pub(crate) fn completion_fd(&self) -> io::Result<RawFd> {
         self.inner.borrow_mut().backend.completion_fd()
+    }
+
+    /// The runtime's receive buffer pool, built at the first call: a
+    /// provided buffer ring on io_uring (where the kernel has them, with
+    /// multishot receive), a user-space list on epoll. `None` where
+    /// io_uring lacks them: pooled readers then read the ordinary way.
+    pub(crate) fn pool(&self) -> Option<Rc<Pool>> {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(pool) = &inner.pool {
+            return pool.clone();
+        }
+        let config = inner.pool_config;
+        let pool = match inner.backend.kind() {
+            Kind::Epoll => Some(Rc::new(Pool::user(config))),
+            Kind::IoUring if inner.backend.probe().multishot_recv => {
+                let backend = &mut inner.backend;
+                Pool::kernel(config, POOL_GROUP, |addr, entries| {
+                    backend.register_buf_ring(addr, entries, POOL_GROUP)
+                })
+                .ok()
+                .map(Rc::new)
+            }
+            Kind::IoUring => None,
+        };
+        inner.pool = Some(pool.clone());
+        pool
+    }
+
+    /// Counters of the buffer pool, if it was built.
+    pub(crate) fn pool_stats(&self) -> Option<PoolStats> {
+        let inner = self.inner.borrow();
+        inner.pool.as_ref()?.as_ref().map(|p| p.stats())
     }
 
     /// Takes ownership of `data` and hands the operation to the backend.
@@ -280,6 +345,12 @@ impl Driver {
         self.inner.borrow_mut().table.poll(id, cx)
     }
 
+    /// Polls a multishot entry for its next completion; `true` with it
+    /// means it was the last and the entry is gone.
+    pub(crate) fn poll_multishot(&self, id: OpId, cx: &mut Context<'_>) -> Poll<(CqeResult, bool)> {
+        self.inner.borrow_mut().table.poll_multishot(id, cx)
+    }
+
     /// The future waiting on `id` went away. If the kernel still owns the
     /// entry and `cancel` is set, the backend is asked to end it.
     pub(crate) fn release(&self, id: OpId, cancel: bool) {
@@ -320,13 +391,26 @@ impl Driver {
             let _ = backend.turn(table, true, Some(deadline - now));
             table.drop_finished();
         }
+        let pool = inner.pool.take().flatten();
+        let Inner { backend, table, .. } = &mut *inner;
         if table.live() > 0 || backend.busy() {
+            if let Some(pool) = pool {
+                pool.leak();
+            }
             table.leak_remaining()
         } else {
+            // Nothing in flight can pick a buffer any more.
+            if let Some(pool) = pool {
+                backend.unregister_buf_ring(pool.bgid());
+                pool.close();
+            }
             0
         }
     }
 }
+
+/// The buffer group id of the runtime's pool.
+const POOL_GROUP: u16 = 0;
 
 /// Resets an eventfd's counter (non-blocking; it may be zero).
 fn drain_eventfd(fd: RawFd) {

@@ -69,6 +69,10 @@ pub trait Owned: 'static {
     /// A multishot completion (more to come) arrived for an abandoned entry, or
     /// was still queued when its future let go: release what it produced.
     fn discard_one(&mut self, res: CqeResult);
+    /// Multishot: completions that may queue up uncollected before the
+    /// driver cancels the operation (its future starts it again when it
+    /// wants more).
+    fn queue_cap(&self) -> usize;
 }
 
 /// Lifecycle of one entry.
@@ -93,6 +97,8 @@ enum State {
         results: VecDeque<CqeResult>,
         /// The final completion (no more to come) has arrived.
         finished: bool,
+        /// A cancel was asked for because the queue reached its cap.
+        capped: bool,
     },
     /// The kernel completed; the result waits for the future.
     Completed {
@@ -158,6 +164,7 @@ impl Table {
                 waker: None,
                 results: VecDeque::new(),
                 finished: false,
+                capped: false,
             }
         } else {
             State::Waiting { data, waker: None }
@@ -204,12 +211,14 @@ impl Table {
     }
 
     /// Records a completion from the kernel. Abandoned entries are freed here.
-    pub(crate) fn complete(&mut self, id: OpId, res: CqeResult) {
+    /// Returns `true` when the entry is a multishot operation whose queue of
+    /// uncollected completions reached its cap: the backend should cancel it.
+    pub(crate) fn complete(&mut self, id: OpId, res: CqeResult) -> bool {
         self.completions += 1;
         let more = res.more();
         let Some(slot) = self.slot(id) else {
             // Not ours (a stale id would be a driver bug; ignore rather than corrupt).
-            return;
+            return false;
         };
         match &mut slot.state {
             State::Waiting { .. } => {
@@ -224,15 +233,20 @@ impl Table {
                 }
             }
             State::Multishot {
+                data,
                 waker,
                 results,
                 finished,
-                ..
+                capped,
             } => {
                 results.push_back(res);
                 *finished = !more;
                 if let Some(w) = waker.take() {
                     w.wake();
+                }
+                if more && !*capped && results.len() >= data.queue_cap() {
+                    *capped = true;
+                    return true;
                 }
             }
             State::Abandoned { multishot, .. } => {
@@ -241,7 +255,7 @@ impl Table {
                     if let State::Abandoned { data, .. } = &mut slot.state {
                         data.discard_one(res);
                     }
-                    return;
+                    return false;
                 }
                 if let State::Abandoned { data, .. } = self.vacate(id) {
                     self.retire(data, res);
@@ -253,6 +267,7 @@ impl Table {
             }
             State::Vacant => unreachable!("slot() filters vacant slots"),
         }
+        false
     }
 
     /// Polls a single-shot entry: on completion the entry is freed and its data
@@ -281,9 +296,8 @@ impl Table {
         }
     }
 
-    /// Polls a multishot entry for its next completion.
-    #[allow(dead_code)] // the pooled reader's multishot receive builds on this `Ready(None)` means the
-    /// final completion was taken earlier and the entry is gone.
+    /// Polls a multishot entry for its next completion; `true` with it
+    /// means it was the last, and the entry is gone.
     pub(crate) fn poll_multishot(
         &mut self,
         id: OpId,

@@ -34,6 +34,9 @@ pub(super) struct Uring {
     wake_wanted: bool,
     /// The eventfd other threads write to wake this runtime.
     wake_fd: RawFd,
+    /// Multishot entries whose uncollected completions reached their cap,
+    /// to be cancelled once reaping is done.
+    capped: Vec<OpId>,
 }
 
 /// Opcodes every source and the buffered layer rely on.
@@ -84,6 +87,7 @@ impl Uring {
             wake_armed: false,
             wake_wanted: true,
             wake_fd,
+            capped: Vec::new(),
         })
     }
 
@@ -168,10 +172,12 @@ impl Uring {
                         self.wake_armed = false;
                         drain_eventfd(self.wake_fd);
                     }
-                    user_data => table.complete(
-                        OpId::from_user_data(user_data),
-                        CqeResult::new(cqe.result(), cqe.flags()),
-                    ),
+                    user_data => {
+                        let id = OpId::from_user_data(user_data);
+                        if table.complete(id, CqeResult::new(cqe.result(), cqe.flags())) {
+                            self.capped.push(id);
+                        }
+                    }
                 }
             }
             // Completions the kernel kept aside when the queue overflowed are
@@ -264,7 +270,26 @@ impl Backend for Uring {
         let wait = wait && table.completions() == before;
         let res = self.enter(wait, timeout);
         self.reap(table);
+        // Cancels go out with the next enter; an entry finished meanwhile
+        // makes its cancel a harmless miss (ids carry a generation).
+        while let Some(id) = self.capped.pop() {
+            self.cancel(table, id);
+        }
         res
+    }
+
+    fn register_buf_ring(&mut self, addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+        // SAFETY: the caller (the pool) keeps `entries` ring entries of
+        // memory at `addr` mapped until `unregister_buf_ring` (or leaks it).
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(addr, entries, bgid, 0)
+        }
+    }
+
+    fn unregister_buf_ring(&mut self, bgid: u16) {
+        let _ = self.ring.submitter().unregister_buf_ring(bgid);
     }
 
     fn busy(&self) -> bool {

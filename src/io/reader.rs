@@ -1,5 +1,7 @@
 //! `BufReader`: the core of reading. Filling, consuming and finding records.
 
+mod pooled;
+
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -58,6 +60,11 @@ pub struct BufReader<S> {
     error: Option<io::Error>,
     /// Longest line or delimited record accepted.
     max_record: usize,
+    /// Asked for the pooled mode, not yet set up (at the first read, where
+    /// the runtime is known).
+    want_pool: bool,
+    /// The pooled mode, when on.
+    pooled: Option<pooled::Pooled>,
 }
 
 /// A read into the buffer's spare part: `read` for files, pipes and
@@ -99,6 +106,60 @@ impl<S: ReadSource> BufReader<S> {
             eof: false,
             error: None,
             max_record: DEFAULT_MAX_RECORD,
+            want_pool: false,
+            pooled: None,
+        }
+    }
+
+    /// A reader for a socket that holds no buffer while no data waits:
+    /// receives land in buffers the kernel picks from the runtime's shared
+    /// pool (sized by [`Builder::pool`](crate::Builder::pool)) at the moment
+    /// data arrives, so 100,000 idle connections cost no buffer memory.
+    ///
+    /// On io_uring this is one multishot receive over a provided buffer ring
+    /// (Linux 6.0); on epoll a receive takes a pool buffer only once the
+    /// socket is readable. Every method works as in the ordinary mode, with
+    /// the same cancel safety:
+    ///
+    /// * `fill_buf` lends the received bytes where they lie in the pool
+    ///   buffer, and a frame cut from it ([`frames`](BufReader::frames))
+    ///   leaves without a copy;
+    /// * a buffer the caller consumed entirely goes back to the pool at
+    ///   once (its memory stays with a frame that still refers to it, and
+    ///   the pool takes a fresh one);
+    /// * a record spanning two buffers is joined in a spill buffer holding
+    ///   the unconsumed bytes and the next buffer's, freed once consumed;
+    /// * a reader holds at most [`PoolConfig::per_reader`](crate::PoolConfig::per_reader)
+    ///   buffers received and not consumed: past it the receive is paused
+    ///   and the bytes wait in the socket until the caller reads on;
+    /// * when the pool runs dry it grows (up to its maximum) or the reader
+    ///   waits for a buffer to come back; the connection stays up and no
+    ///   byte is lost.
+    ///
+    /// For a source that is not a socket, or where io_uring lacks
+    /// provided buffer rings or multishot receive, the reader reads the
+    /// ordinary way with the default capacity.
+    pub fn pooled(source: S) -> BufReader<S> {
+        BufReader {
+            want_pool: true,
+            ..BufReader::new(source)
+        }
+    }
+
+    /// Whether the reader receives into the runtime's pool (known after the
+    /// first read; see [`pooled`](BufReader::pooled)).
+    pub fn is_pooled(&self) -> bool {
+        self.pooled.is_some()
+    }
+
+    /// Sets up the pooled mode asked for by `pooled`, if it can work here.
+    fn resolve_pool(&mut self) {
+        self.want_pool = false;
+        if !self.source.reads_socket() {
+            return;
+        }
+        if let Some(pool) = crate::driver::current().ok().and_then(|d| d.pool()) {
+            self.pooled = Some(pooled::Pooled::new(pool));
         }
     }
 
@@ -141,6 +202,7 @@ impl<S: ReadSource> BufReader<S> {
     /// byte, so reading the file again continues where the caller stopped.
     pub fn into_inner(mut self) -> S {
         self.inflight = None;
+        self.pooled = None;
         let unconsumed = self.buf.discard() as u64;
         if let Some(pos) = self.source.read_pos() {
             pos.set(pos.get().saturating_sub(unconsumed));
@@ -179,6 +241,9 @@ impl<S: ReadSource> BufReader<S> {
     /// Marks `n` bytes of the buffer consumed (at most what is filled).
     pub fn consume(&mut self, n: usize) {
         self.buf.consume(n);
+        if self.pooled.is_some() {
+            self.buf.release_drained();
+        }
     }
 
     /// Returns at least `n` contiguous filled bytes, reading as needed, or
@@ -205,6 +270,12 @@ impl<S: ReadSource> BufReader<S> {
     /// read failed. The filled bytes may be fewer than `n` only at the end.
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>, n: usize) -> Poll<io::Result<()>> {
         self.buf.settle();
+        if self.want_pool {
+            self.resolve_pool();
+        }
+        if self.pooled.is_some() {
+            return self.poll_fill_pooled(cx, n);
+        }
         loop {
             if self.inflight.is_some() && self.poll_inflight(cx).is_pending() {
                 return if self.buf.filled().len() >= n {

@@ -18,6 +18,7 @@ mod fsync;
 mod openat;
 mod read;
 mod recv;
+mod recv_pool;
 mod send;
 mod sendmsg;
 mod shutdown;
@@ -43,6 +44,7 @@ pub(crate) use fsync::Fsync;
 pub(crate) use openat::OpenAt;
 pub(crate) use read::Read;
 pub(crate) use recv::Recv;
+pub(crate) use recv_pool::RecvPool;
 pub(crate) use send::Send;
 pub(crate) use sendmsg::SendMsg;
 pub(crate) use shutdown::Shutdown;
@@ -94,6 +96,18 @@ pub trait Operation: Sized + 'static {
     fn abandoned(self, res: CqeResult) {
         let _ = res;
     }
+
+    /// Multishot: a completion with more to come that nobody will collect
+    /// (its future went away): release what it produced.
+    fn abandoned_one(&mut self, res: CqeResult) {
+        let _ = res;
+    }
+
+    /// Multishot: completions that may queue uncollected before the driver
+    /// cancels the operation.
+    fn queue_cap(&self) -> usize {
+        usize::MAX
+    }
 }
 
 impl<T: Operation> Owned for T {
@@ -118,7 +132,12 @@ impl<T: Operation> Owned for T {
     fn discard(self: Box<Self>, res: CqeResult) {
         (*self).abandoned(res);
     }
-    fn discard_one(&mut self, _res: CqeResult) {}
+    fn discard_one(&mut self, res: CqeResult) {
+        self.abandoned_one(res);
+    }
+    fn queue_cap(&self) -> usize {
+        Operation::queue_cap(self)
+    }
 }
 
 /// A submitted operation; resolves to its output.
@@ -200,6 +219,65 @@ impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
         if let State::Submitted { driver, id } = &self.state {
             driver.release(*id, T::CANCEL_ON_DROP);
+        }
+    }
+}
+
+/// A submitted multishot operation: one submission, many completions.
+/// Dropping it cancels the operation; completions still queued, and those
+/// that arrive until the kernel confirms the end, are released through
+/// [`Operation::abandoned_one`] and [`Operation::abandoned`].
+#[derive(Debug)]
+pub(crate) struct Multishot<T: Operation> {
+    /// Where the operation is.
+    state: State<T>,
+}
+
+impl<T: Operation> Multishot<T> {
+    /// Hands `op` to the current runtime's driver as a multishot entry.
+    pub(crate) fn submit(op: T) -> Multishot<T> {
+        let op = Box::new(op);
+        let state = match driver::current() {
+            Ok(driver) => match driver.submit(op, true) {
+                Ok(id) => State::Submitted { driver, id },
+                Err((op, e)) => State::Failed(op, e),
+            },
+            Err(e) => State::Failed(op, e),
+        };
+        Multishot { state }
+    }
+
+    /// The next completion, and whether it is the last (the operation is
+    /// over and must be submitted again for more). After the last,
+    /// `Ready(None)`.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<(CqeResult, bool)>> {
+        match &self.state {
+            State::Submitted { driver, id } => {
+                let (res, last) = std::task::ready!(driver.poll_multishot(*id, cx));
+                if last {
+                    self.state = State::Done;
+                }
+                Poll::Ready(Some((res, last)))
+            }
+            State::Failed(..) => match std::mem::replace(&mut self.state, State::Done) {
+                State::Failed(_, e) => Poll::Ready(Some((
+                    CqeResult {
+                        result: Err(e),
+                        flags: 0,
+                    },
+                    true,
+                ))),
+                _ => unreachable!("matched Failed above"),
+            },
+            State::Done => Poll::Ready(None),
+        }
+    }
+}
+
+impl<T: Operation> Drop for Multishot<T> {
+    fn drop(&mut self) {
+        if let State::Submitted { driver, id } = &self.state {
+            driver.release(*id, true);
         }
     }
 }

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::driver::{self, Config, Driver, Kind as DriverKind, Probe};
+use crate::driver::{self, Config, Driver, Kind as DriverKind, PoolConfig, PoolStats, Probe};
 use sched::{MAIN, Scheduler};
 
 pub(crate) use task::spawn_lingering;
@@ -65,6 +65,8 @@ pub struct Builder {
     faults: Option<crate::driver::faults::FaultPlan>,
     /// Background flush limit.
     linger: Duration,
+    /// Receive buffer pool sizing.
+    pool: PoolConfig,
 }
 
 impl Default for Builder {
@@ -75,6 +77,7 @@ impl Default for Builder {
             #[cfg(feature = "fault-injection")]
             faults: None,
             linger: Duration::from_secs(10),
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -106,6 +109,15 @@ impl Builder {
     /// memlock limit).
     pub fn driver(&mut self, driver: DriverKind) -> &mut Builder {
         self.driver = Some(driver);
+        self
+    }
+
+    /// Sizes the runtime's receive buffer pool, which
+    /// [`BufReader::pooled`](crate::io::BufReader::pooled) readers share.
+    /// The pool is built when the first pooled reader reads, so a runtime
+    /// without one allocates nothing. Default: [`PoolConfig::new`].
+    pub fn pool(&mut self, config: PoolConfig) -> &mut Builder {
+        self.pool = config;
         self
     }
 
@@ -152,6 +164,7 @@ impl Builder {
                 kind,
                 #[cfg(feature = "fault-injection")]
                 faults: self.faults.clone(),
+                pool: self.pool,
             },
             wake_fd,
         )?);
@@ -226,7 +239,14 @@ impl Runtime {
         self.driver.fault_stats()
     }
 
-    /// The kernel interface this runtime drives.
+    /// Counters of the receive buffer pool (buffers, free, lent out, times
+    /// exhausted and grown), or `None` before the first pooled reader read
+    /// or where the kernel cannot pick buffers.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        self.driver.pool_stats()
+    }
+
+    /// Which kernel interface this runtime drives.
     pub fn driver(&self) -> DriverKind {
         self.driver.kind()
     }

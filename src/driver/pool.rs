@@ -1,0 +1,536 @@
+//! The runtime's shared receive buffers: the kernel picks one only when data
+//! arrives, so an idle connection holds no buffer memory.
+//!
+//! On io_uring the free buffers sit in a provided buffer ring
+//! (`IORING_REGISTER_PBUF_RING`, Linux 5.19) whose memory we allocate
+//! ourselves (not the kernel-mapped kind, see CVE-2024-0582). A receive that
+//! selects from it names the buffer it filled by its id in the completion.
+//! On epoll the free buffers sit in a list, and a receive takes one at the
+//! moment the socket is readable; its completion names it the same way, so
+//! the reader above handles both alike.
+//!
+//! ```text
+//!                 give_back / recycle
+//!   ┌────────┐ ◄──────────────────────── ┌──────────────────┐
+//!   │  free  │    (kernel ring / list)   │ lent to a reader │
+//!   └────────┘ ───── data arrives ─────► └──────────────────┘
+//!               (kernel picks; take)
+//! ```
+//!
+//! A buffer is a `BytesMut`, so a reader lends out of it and a decoder cuts
+//! frames off it without a copy. When the reader is done with it the
+//! allocation goes back into the ring if nothing else (a frame) still
+//! refers to it; otherwise the frame keeps it and a fresh allocation takes
+//! its id.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
+use io_uring::types::BufRingEntry;
+
+/// How the runtime's buffer pool is sized; see [`Builder::pool`](crate::Builder::pool).
+///
+/// ```
+/// use uring_bufio::PoolConfig;
+/// let config = PoolConfig::new().buffer_size(4096).buffers(256).max_buffers(1024).per_reader(4);
+/// assert_eq!(config.get_buffer_size(), 4096);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Bytes per buffer.
+    size: usize,
+    /// Buffers allocated when the pool is first used.
+    initial: usize,
+    /// The pool grows (doubling) up to this many buffers when it runs dry.
+    max: usize,
+    /// Buffers one reader may hold before its receive is paused.
+    per_reader: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> PoolConfig {
+        PoolConfig {
+            size: 16 * 1024,
+            initial: 64,
+            max: 4096,
+            per_reader: 8,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// 64 buffers of 16 KiB, growing to 4096 (64 MiB), 8 per reader.
+    pub fn new() -> PoolConfig {
+        PoolConfig::default()
+    }
+
+    /// Bytes per buffer (at least 1, at most 1 GiB). Default 16 KiB.
+    pub fn buffer_size(mut self, size: usize) -> PoolConfig {
+        self.size = size.clamp(1, 1 << 30);
+        self
+    }
+
+    /// Buffers allocated when the pool is first used (at least 1). Default 64.
+    pub fn buffers(mut self, n: usize) -> PoolConfig {
+        self.initial = n.clamp(1, MAX_RING);
+        self.max = self.max.max(self.initial);
+        self
+    }
+
+    /// Most buffers the pool grows to when it runs dry (at most 32768, at
+    /// least [`buffers`](PoolConfig::buffers)). Default 4096.
+    pub fn max_buffers(mut self, n: usize) -> PoolConfig {
+        self.max = n.clamp(self.initial, MAX_RING);
+        self
+    }
+
+    /// Most buffers a single reader holds received and not yet consumed
+    /// (at least 1). Past it the reader's receive is paused until the caller
+    /// consumes, so a connection that stops reading cannot take the whole
+    /// pool: the data waits in the socket, as TCP flow control intends.
+    /// Default 8.
+    pub fn per_reader(mut self, n: usize) -> PoolConfig {
+        self.per_reader = n.max(1);
+        self
+    }
+
+    /// Bytes per buffer.
+    pub fn get_buffer_size(&self) -> usize {
+        self.size
+    }
+
+    /// Buffers allocated at first use.
+    pub fn get_buffers(&self) -> usize {
+        self.initial
+    }
+
+    /// Most buffers the pool grows to.
+    pub fn get_max_buffers(&self) -> usize {
+        self.max
+    }
+
+    /// Most buffers one reader holds.
+    pub fn get_per_reader(&self) -> usize {
+        self.per_reader
+    }
+}
+
+/// A provided buffer ring has at most 2^15 entries.
+const MAX_RING: usize = 1 << 15;
+
+/// Counters of a runtime's buffer pool, from
+/// [`Runtime::pool_stats`](crate::Runtime::pool_stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The kernel picks buffers from a registered ring (io_uring); `false`
+    /// means a user-space list (epoll).
+    pub kernel_ring: bool,
+    /// Bytes per buffer.
+    pub buffer_size: usize,
+    /// Buffers the pool has.
+    pub buffers: usize,
+    /// Buffers free for the next receive.
+    pub free: usize,
+    /// Buffers holding received bytes (in readers or in completions not yet
+    /// collected).
+    pub out: usize,
+    /// Times a receive found no free buffer (`ENOBUFS`).
+    pub exhausted: u64,
+    /// Times the pool grew.
+    pub grown: u64,
+    /// Buffers whose allocation stayed with a frame and was replaced.
+    pub replaced: u64,
+}
+
+/// The kernel side of a pool: ring memory registered with io_uring.
+struct Ring {
+    /// Base of the `entries` ring entries (page-aligned, ours).
+    base: *mut BufRingEntry,
+    /// Bytes mapped at `base`.
+    mapped: usize,
+    /// Number of entries (a power of two).
+    entries: u16,
+    /// Our copy of the tail: entries published so far.
+    tail: u16,
+}
+
+impl Ring {
+    /// Maps zeroed memory for `entries` ring entries.
+    fn new(entries: u16) -> io::Result<Ring> {
+        let mapped = (usize::from(entries) * std::mem::size_of::<BufRingEntry>()).max(4096);
+        // SAFETY: an anonymous private mapping; checked below.
+        let mem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if mem == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Ring {
+            base: mem.cast(),
+            mapped,
+            entries,
+            tail: 0,
+        })
+    }
+
+    /// Publishes one buffer to the kernel.
+    fn push(&mut self, bid: u16, buf: &mut BytesMut, size: usize) {
+        let index = usize::from(self.tail & (self.entries - 1));
+        // SAFETY: `index < entries`, inside the mapping; the kernel reads
+        // only entries between its head and the published tail, and this one
+        // is past the tail until the store below.
+        let entry = unsafe { &mut *self.base.add(index) };
+        entry.set_addr(buf.as_mut_ptr() as u64);
+        entry.set_len(u32::try_from(size).unwrap_or(u32::MAX));
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the tail field lies in entry 0 of our mapping; the kernel
+        // reads it concurrently, hence the atomic release store, which also
+        // publishes the entry written above.
+        unsafe {
+            let tail = BufRingEntry::tail(self.base).cast_mut();
+            AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `Ring::new`; the pool unregisters the ring (or
+        // leaks it) before this runs.
+        unsafe { libc::munmap(self.base.cast(), self.mapped) };
+    }
+}
+
+/// Where a buffer id is.
+enum Slot {
+    /// Free: in the ring (io_uring) or the free list (epoll). The kernel may
+    /// write into it at any time.
+    Free(BytesMut),
+    /// Picked by a receive whose completion has not been collected; the
+    /// pool still owns the memory.
+    Picked(BytesMut),
+    /// Handed to a reader; comes back through `give_back`.
+    Lent,
+}
+
+/// The runtime's receive buffers. Shared (`Rc`) by the driver, the receives
+/// in flight and the readers.
+pub(crate) struct Pool {
+    /// Everything that changes.
+    inner: RefCell<Inner>,
+    /// The buffer group id the ring is registered under.
+    bgid: u16,
+}
+
+/// Mutable pool state.
+struct Inner {
+    /// Sizing.
+    config: PoolConfig,
+    /// The registered ring (io_uring), or `None` (epoll: `free_list`).
+    ring: Option<Ring>,
+    /// Every buffer id's state; `slots.len()` is the pool size.
+    slots: Vec<Slot>,
+    /// Free ids (epoll only; the kernel keeps the order on io_uring).
+    free_list: Vec<u16>,
+    /// Number of `Slot::Free`.
+    free: usize,
+    /// Ids in `Slot::Lent`: handed to readers, waiting for any buffer to
+    /// come back (ids are interchangeable).
+    lent: Vec<u16>,
+    /// Readers waiting for buffers after `ENOBUFS`.
+    waiters: Vec<Waker>,
+    /// Counters.
+    stats: PoolStats,
+    /// The ring was unregistered (runtime gone): nothing is published again.
+    closed: bool,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Pool {
+    /// A pool whose free buffers sit in a user-space list (epoll).
+    pub(crate) fn user(config: PoolConfig) -> Pool {
+        let pool = Pool::empty(config, None, 0);
+        pool.grow_to(config.initial);
+        pool
+    }
+
+    /// A pool whose free buffers sit in a provided buffer ring; `register`
+    /// registers the ring memory `(address, entries)` with the kernel under
+    /// `bgid`.
+    pub(crate) fn kernel(
+        config: PoolConfig,
+        bgid: u16,
+        register: impl FnOnce(u64, u16) -> io::Result<()>,
+    ) -> io::Result<Pool> {
+        let entries = config.max.next_power_of_two().min(MAX_RING) as u16;
+        let ring = Ring::new(entries)?;
+        register(ring.base as u64, entries)?;
+        let pool = Pool::empty(config, Some(ring), bgid);
+        pool.inner.borrow_mut().stats.kernel_ring = true;
+        pool.grow_to(config.initial);
+        Ok(pool)
+    }
+
+    /// A pool with no buffers yet.
+    fn empty(config: PoolConfig, ring: Option<Ring>, bgid: u16) -> Pool {
+        Pool {
+            inner: RefCell::new(Inner {
+                config,
+                ring,
+                slots: Vec::new(),
+                free_list: Vec::new(),
+                free: 0,
+                lent: Vec::new(),
+                waiters: Vec::new(),
+                stats: PoolStats {
+                    buffer_size: config.size,
+                    ..PoolStats::default()
+                },
+                closed: false,
+            }),
+            bgid,
+        }
+    }
+
+    /// The buffer group id receives select from.
+    pub(crate) fn bgid(&self) -> u16 {
+        self.bgid
+    }
+
+    /// Sizing.
+    pub(crate) fn config(&self) -> PoolConfig {
+        self.inner.borrow().config
+    }
+
+    /// Counters.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let inner = self.inner.borrow();
+        PoolStats {
+            buffers: inner.slots.len(),
+            free: inner.free,
+            out: inner.slots.len() - inner.free,
+            ..inner.stats
+        }
+    }
+
+    /// Adds fresh buffers until the pool has `n`.
+    fn grow_to(&self, n: usize) {
+        let mut inner = self.inner.borrow_mut();
+        let n = n.min(inner.config.max);
+        while inner.slots.len() < n {
+            let bid = inner.slots.len() as u16;
+            inner.slots.push(Slot::Lent);
+            let buf = BytesMut::with_capacity(inner.config.size);
+            inner.release(bid, buf);
+        }
+    }
+
+    /// A receive found no free buffer: grow if allowed. Returns whether
+    /// buffers are free now (so the receive can be issued again at once).
+    pub(crate) fn exhausted(&self) -> bool {
+        let (len, max) = {
+            let mut inner = self.inner.borrow_mut();
+            inner.stats.exhausted += 1;
+            (inner.slots.len(), inner.config.max)
+        };
+        if len < max && !self.inner.borrow().closed {
+            self.inner.borrow_mut().stats.grown += 1;
+            self.grow_to(len * 2);
+        }
+        self.inner.borrow().free > 0
+    }
+
+    /// Ready once a buffer is free (after `ENOBUFS`).
+    pub(crate) fn poll_free(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.free > 0 || inner.closed {
+            return Poll::Ready(());
+        }
+        if !inner.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            inner.waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// epoll: takes a free buffer for a receive about to run; returns its id
+    /// and where to write (`size` bytes).
+    pub(crate) fn select(&self) -> Option<(u16, *mut u8, usize)> {
+        let mut inner = self.inner.borrow_mut();
+        let bid = inner.free_list.pop()?;
+        let size = inner.config.size;
+        inner.free -= 1;
+        let slot = &mut inner.slots[usize::from(bid)];
+        let Slot::Free(buf) = std::mem::replace(slot, Slot::Lent) else {
+            unreachable!("free list holds a buffer that is not free")
+        };
+        let mut buf = buf;
+        let ptr = buf.as_mut_ptr();
+        *slot = Slot::Picked(buf);
+        Some((bid, ptr, size))
+    }
+
+    /// A completion said buffer `bid` holds data (or was picked); marks it
+    /// picked until it is taken or recycled. Idempotent.
+    pub(crate) fn picked(&self, bid: u16) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(slot) = inner.slots.get_mut(usize::from(bid)) else {
+            return;
+        };
+        if let Slot::Free(_) = slot {
+            let Slot::Free(buf) = std::mem::replace(slot, Slot::Lent) else {
+                unreachable!("matched Free above")
+            };
+            *slot = Slot::Picked(buf);
+            inner.free -= 1;
+        }
+    }
+
+    /// Takes the `len` bytes the kernel wrote into buffer `bid` out of the
+    /// pool, for a reader.
+    pub(crate) fn take(&self, bid: u16, len: usize) -> io::Result<BytesMut> {
+        self.picked(bid);
+        let mut inner = self.inner.borrow_mut();
+        let size = inner.config.size;
+        let slot = inner
+            .slots
+            .get_mut(usize::from(bid))
+            .ok_or_else(|| io::Error::other(format!("completion names unknown buffer {bid}")))?;
+        match std::mem::replace(slot, Slot::Lent) {
+            Slot::Picked(mut buf) => {
+                inner.lent.push(bid);
+                assert!(len <= size, "kernel reported more than the buffer holds");
+                // SAFETY: the kernel (or the epoll receive) initialised the
+                // first `len` bytes of this buffer, whose capacity is at
+                // least `size` (checked when it was published).
+                unsafe { buf.set_len(len) };
+                Ok(buf)
+            }
+            other => {
+                *slot = other;
+                Err(io::Error::other(format!(
+                    "completion names buffer {bid}, which is not picked"
+                )))
+            }
+        }
+    }
+
+    /// A picked buffer whose data nobody will read (an abandoned or
+    /// cancelled receive) goes straight back.
+    pub(crate) fn recycle(&self, bid: u16) {
+        self.picked(bid);
+        let mut inner = self.inner.borrow_mut();
+        let Some(slot) = inner.slots.get_mut(usize::from(bid)) else {
+            return;
+        };
+        if let Slot::Picked(_) = slot {
+            let Slot::Picked(mut buf) = std::mem::replace(slot, Slot::Lent) else {
+                unreachable!("matched Picked above")
+            };
+            buf.clear();
+            inner.release(bid, buf);
+        }
+        inner.wake_waiters();
+    }
+
+    /// A reader is done with a buffer `take` handed out. Its allocation is
+    /// reused if nothing else refers to it; else a fresh one takes its id.
+    pub(crate) fn give_back(&self, mut buf: BytesMut) {
+        let mut inner = self.inner.borrow_mut();
+        let size = inner.config.size;
+        let Some(bid) = inner.lent.pop() else {
+            return; // more given back than taken: a caller bug; drop it
+        };
+        buf.clear();
+        // `try_reclaim` succeeds only when this handle is the allocation's
+        // sole owner, so memory a frame still refers to is never reused.
+        if !buf.try_reclaim(size) || buf.capacity() > 2 * size {
+            buf = BytesMut::with_capacity(size);
+            inner.stats.replaced += 1;
+        }
+        inner.release(bid, buf);
+        inner.wake_waiters();
+    }
+
+    /// The runtime is going away: the ring was (or is about to be)
+    /// unregistered, so nothing more is published to it.
+    pub(crate) fn close(&self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.closed = true;
+        inner.wake_waiters();
+    }
+
+    /// The kernel may still write into free buffers (shutdown timed out):
+    /// leak them and the ring rather than free memory it may touch.
+    pub(crate) fn leak(&self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.closed = true;
+        for slot in inner.slots.drain(..) {
+            std::mem::forget(slot);
+        }
+        inner.lent.clear();
+        inner.free = 0;
+        if let Some(ring) = inner.ring.take() {
+            std::mem::forget(ring);
+        }
+    }
+}
+
+impl Inner {
+    /// Makes buffer `bid` free: publishes it to the kernel ring or the list.
+    fn release(&mut self, bid: u16, mut buf: BytesMut) {
+        let size = self.config.size;
+        if self.closed {
+            // Nothing will receive into it again.
+            return;
+        }
+        if let Some(ring) = self.ring.as_mut() {
+            ring.push(bid, &mut buf, size);
+        } else {
+            self.free_list.push(bid);
+        }
+        self.slots[usize::from(bid)] = Slot::Free(buf);
+        self.free += 1;
+    }
+
+    /// Wakes readers that waited for a free buffer.
+    fn wake_waiters(&mut self) {
+        for w in self.waiters.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// `IORING_CQE_F_BUFFER`: the completion names the buffer it filled.
+const CQE_F_BUFFER: u32 = 1;
+/// `IORING_CQE_BUFFER_SHIFT`: where the buffer id sits in the flags.
+const CQE_BUFFER_SHIFT: u32 = 16;
+
+/// The buffer id a completion carries, if it filled one.
+pub(crate) fn completion_buffer(flags: u32) -> Option<u16> {
+    (flags & CQE_F_BUFFER != 0).then_some((flags >> CQE_BUFFER_SHIFT) as u16)
+}
+
+/// The flags of a completion that filled buffer `bid`, as the kernel posts
+/// them (the epoll backend builds these).
+pub(crate) fn buffer_flags(bid: u16) -> u32 {
+    CQE_F_BUFFER | (u32::from(bid) << CQE_BUFFER_SHIFT)
+}
