@@ -9,7 +9,6 @@ mod support;
 
 use std::future::Future;
 use std::io;
-use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,4 +85,286 @@ fn lines_over_tcp_match_what_was_sent() {
         Ok(())
     });
     assert_all_back(&stats);
+}
+
+/// The bytes connection `seed` carries: its seed first, then noise.
+fn stream_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = seed.to_le_bytes().to_vec();
+    out.extend(Rng::new(seed).bytes(len));
+    out
+}
+
+/// Sends `data` in random pieces with random pauses, then shuts down the
+/// write side. Errors are returned (a peer that hung up on purpose).
+async fn trickle(stream: TcpStream, data: Vec<u8>, seed: u64) -> io::Result<()> {
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let mut w = BufWriter::with_capacity(1 + rng.below(600), stream);
+    let mut at = 0;
+    while at < data.len() {
+        let n = (1 + rng.below(900)).min(data.len() - at);
+        w.write_all(&data[at..at + n]).await?;
+        match rng.below(6) {
+            0 => w.flush().await?,
+            1 => sleep(Duration::from_micros(rng.below(2000) as u64)).await,
+            _ => {}
+        }
+        at += n;
+    }
+    w.shutdown().await
+}
+
+/// Reads one connection with random consumes, stalls and dropped
+/// `fill_buf` futures; checks every byte. One connection in eight (by its
+/// seed) is dropped part way, with bytes and buffers still in the reader.
+async fn drain(stream: TcpStream, len: usize) -> io::Result<usize> {
+    let mut r = BufReader::pooled(stream);
+    let head = bounded("fill_at_least", r.fill_at_least(8)).await?;
+    let seed = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    let want = stream_bytes(seed, len);
+    let mut rng = Rng::new(seed ^ 0xd4a1);
+    let give_up_at = ((seed - 1000) % 8 == 7).then(|| rng.below(len));
+    let mut at = 0;
+    loop {
+        if give_up_at.is_some_and(|g| at >= g) {
+            return Ok(at); // drops the reader with bytes and buffers in it
+        }
+        match rng.below(8) {
+            // A fill dropped after a short while (often before it finished).
+            0 => {
+                let _ = timeout(Duration::from_micros(rng.below(300) as u64), r.fill_buf()).await;
+                continue;
+            }
+            // A stall while holding whatever is buffered.
+            1 => sleep(Duration::from_micros(rng.below(3000) as u64)).await,
+            _ => {}
+        }
+        let buf = bounded("fill_buf", r.fill_buf()).await?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = (1 + rng.below(700)).min(buf.len());
+        assert!(
+            buf[..n] == want[at..at + n],
+            "seed {seed}: bytes differ at {at}"
+        );
+        r.consume(n);
+        at += n;
+    }
+    assert_eq!(at, want.len(), "seed {seed}: stream length");
+    Ok(at)
+}
+
+#[test]
+fn four_buffers_serve_sixty_four_connections_with_stalls_and_drops() {
+    const CONNS: u64 = 64;
+    const LEN: usize = 24 * 1024;
+    let pool = PoolConfig::new()
+        .buffer_size(512)
+        .buffers(4)
+        .max_buffers(4)
+        .per_reader(1);
+    let stats = run_pooled(pool, || async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mut clients = Vec::new();
+        for i in 0..CONNS {
+            clients.push(spawn(async move {
+                let stream = TcpStream::connect(addr).await?;
+                let seed = 1000 + i;
+                // One in eight servers hangs up early: their writes may fail.
+                let res = trickle(stream, stream_bytes(seed, LEN), seed).await;
+                if i % 8 != 7 { res } else { Ok(()) }
+            }));
+        }
+        let mut servers = Vec::new();
+        for _ in 0..CONNS {
+            let (stream, _) = bounded("accept", listener.accept()).await?;
+            servers.push(spawn(drain(stream, LEN)));
+        }
+        let mut total = 0;
+        for s in servers {
+            total += s.await.expect("server task")?;
+        }
+        for c in clients {
+            c.await.expect("client task")?;
+        }
+        assert!(total > 0);
+        Ok(())
+    });
+    assert_all_back(&stats);
+    assert_eq!(stats.buffers, 4, "the pool may not grow: {stats:?}");
+    assert!(stats.exhausted > 0, "the pool never ran dry: {stats:?}");
+}
+
+#[test]
+fn a_reader_that_stops_consuming_holds_at_most_its_cap() {
+    within(LIMIT, || {
+        let pool = PoolConfig::new()
+            .buffer_size(1024)
+            .buffers(16)
+            .max_buffers(16)
+            .per_reader(2);
+        let rt = Runtime::builder().pool(pool).build().expect("runtime");
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let big = stream_bytes(1, 1 << 20);
+            let sent = big.clone();
+            let hog = spawn(async move { trickle(TcpStream::connect(addr).await?, sent, 1).await });
+            let (stream, _) = listener.accept().await?;
+            let mut stalled = BufReader::pooled(stream);
+            let first = bounded("fill_buf", stalled.fill_buf()).await?.len();
+            assert!(first > 0);
+            // The reader holds its bytes and stops; the peer keeps sending.
+            sleep(Duration::from_millis(300)).await;
+            let held = rt.pool_stats().expect("pool").out;
+            // Its own buffer, the cap, and what the kernel posted before
+            // the cancel took effect.
+            assert!(held <= 2 + 1 + 2, "a stalled reader holds {held} buffers");
+            // Another connection is served meanwhile.
+            let small = stream_bytes(2, 50_000);
+            let sent = small.clone();
+            let other =
+                spawn(async move { trickle(TcpStream::connect(addr).await?, sent, 2).await });
+            let (stream, _) = listener.accept().await?;
+            let mut r = BufReader::pooled(stream);
+            let mut got = Vec::new();
+            bounded("read_to_end", r.read_to_end(&mut got)).await?;
+            assert!(got == small, "the second connection's bytes differ");
+            other.await.expect("task")?;
+            // The stalled reader goes on and misses nothing.
+            let mut got = Vec::new();
+            bounded("read_to_end", stalled.read_to_end(&mut got)).await?;
+            assert_eq!(got.len(), big.len());
+            assert!(got == big, "the stalled connection's bytes differ");
+            hog.await.expect("task")?;
+            drop((r, stalled));
+            assert_all_back(&rt.pool_stats().expect("pool"));
+            Ok::<_, io::Error>(())
+        })
+        .expect("test failed");
+    });
+}
+
+#[test]
+fn idle_readers_hold_no_buffers() {
+    within(LIMIT, || {
+        let rt = Runtime::builder()
+            .pool(PoolConfig::new().buffer_size(4096).buffers(8))
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            const CONNS: usize = 300;
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let mut clients = Vec::new();
+            let mut readers = Vec::new();
+            for _ in 0..CONNS {
+                clients.push(TcpStream::connect(addr).await?);
+                let (s, _) = listener.accept().await?;
+                readers.push(spawn(async move {
+                    let mut r = BufReader::pooled(s);
+                    let line = r.next_line().await?.map(<[u8]>::to_vec);
+                    Ok::<_, io::Error>(line)
+                }));
+            }
+            // Every reader is parked with its receive armed.
+            sleep(Duration::from_millis(50)).await;
+            let idle = rt.pool_stats().expect("pool");
+            assert_eq!(idle.out, 0, "idle readers hold buffers: {idle:?}");
+            assert_eq!(idle.buffers, 8, "the pool grew while idle: {idle:?}");
+            for (i, c) in clients.iter().enumerate() {
+                let (res, _) = c.write_all(Bytes::from(format!("hello {i}\n"))).await;
+                res?;
+            }
+            for (i, r) in readers.into_iter().enumerate() {
+                let line = bounded("reader", r).await.expect("task")?;
+                assert_eq!(line, Some(format!("hello {i}").into_bytes()));
+            }
+            assert_all_back(&rt.pool_stats().expect("pool"));
+            Ok::<_, io::Error>(())
+        })
+        .expect("test failed");
+    });
+}
+
+#[test]
+fn unix_socket_lines_and_end_of_stream() {
+    let stats = run_pooled(PoolConfig::new().buffer_size(64).buffers(4), || async {
+        let (a, b) = UnixStream::pair()?;
+        let mut want = Vec::new();
+        for i in 0..500 {
+            want.extend_from_slice(format!("line number {i} {}\n", "x".repeat(i % 150)).as_bytes());
+        }
+        let sent = Bytes::from(want.clone());
+        let writer = spawn(async move {
+            let (res, _) = a.write_all(sent).await;
+            res
+        });
+        let mut r = BufReader::pooled(b);
+        let mut got = Vec::new();
+        while let Some(line) = bounded("next_line", r.next_line()).await? {
+            got.extend_from_slice(line);
+            got.push(b'\n');
+        }
+        assert!(r.is_pooled());
+        assert!(got == want, "bytes differ");
+        // The end is reported again, not an error.
+        assert!(r.fill_buf().await?.is_empty());
+        writer.await.expect("task")?;
+        Ok(())
+    });
+    assert_all_back(&stats);
+}
+
+#[test]
+fn a_reset_connection_is_an_error_not_a_panic() {
+    let stats = run_pooled(PoolConfig::new().buffer_size(256).buffers(4), || async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let client = std::net::TcpStream::connect(addr)?;
+        let (s, _) = listener.accept().await?;
+        let mut r = BufReader::pooled(s);
+        // Unread bytes at close make the kernel send a reset; linger 0 too.
+        linger_zero(&client);
+        drop(client);
+        let mut seen_error = None;
+        for _ in 0..3 {
+            match bounded("fill_buf", r.fill_buf()).await {
+                Ok(b) if b.is_empty() => break,
+                Ok(b) => {
+                    let n = b.len();
+                    r.consume(n);
+                }
+                Err(e) => {
+                    seen_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = seen_error.expect("a reset is reported");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+        Ok(())
+    });
+    assert_all_back(&stats);
+}
+
+/// Sets `SO_LINGER` to zero seconds, so closing sends a reset.
+fn linger_zero(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd and a valid `linger` for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
 }

@@ -73,6 +73,9 @@ pub trait Owned: 'static {
     /// driver cancels the operation (its future starts it again when it
     /// wants more).
     fn queue_cap(&self) -> usize;
+    /// Sees every completion as it is reaped, before anyone collects it
+    /// (a pooled receive books the buffer the kernel picked).
+    fn observe(&mut self, res: &CqeResult);
 }
 
 /// Lifecycle of one entry.
@@ -220,6 +223,12 @@ impl Table {
             // Not ours (a stale id would be a driver bug; ignore rather than corrupt).
             return false;
         };
+        match &mut slot.state {
+            State::Waiting { data, .. }
+            | State::Multishot { data, .. }
+            | State::Abandoned { data, .. } => data.observe(&res),
+            State::Completed { .. } | State::Vacant => {}
+        }
         match &mut slot.state {
             State::Waiting { .. } => {
                 let State::Waiting { data, waker } =

@@ -108,6 +108,11 @@ pub trait Operation: Sized + 'static {
     fn queue_cap(&self) -> usize {
         usize::MAX
     }
+
+    /// Sees each completion when it is reaped, before it is collected.
+    fn observe(&mut self, res: &CqeResult) {
+        let _ = res;
+    }
 }
 
 impl<T: Operation> Owned for T {
@@ -137,6 +142,9 @@ impl<T: Operation> Owned for T {
     }
     fn queue_cap(&self) -> usize {
         Operation::queue_cap(self)
+    }
+    fn observe(&mut self, res: &CqeResult) {
+        Operation::observe(self, res);
     }
 }
 

@@ -71,6 +71,14 @@ impl Operation for RecvPool {
         self.release(&res);
     }
 
+    fn observe(&mut self, res: &CqeResult) {
+        // Booked at once, so the pool's count of free buffers is right
+        // while the completion waits to be collected.
+        if let Some(bid) = completion_buffer(res.flags) {
+            self.pool.picked(bid);
+        }
+    }
+
     fn queue_cap(&self) -> usize {
         self.pool.config().get_per_reader()
     }
