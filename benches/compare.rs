@@ -1,5 +1,5 @@
-//! Side-by-side comparison of uring-bufio (io_uring and epoll) with tokio,
-//! monoio, std and `cat`, reported as ratios.
+//! Side-by-side comparison of uring-bufio (io_uring and epoll, ordinary and
+//! pooled readers) with tokio, monoio, std and `cat`, reported as ratios.
 //!
 //! ```sh
 //! cargo bench --bench compare                # the full run (several minutes)
@@ -48,6 +48,10 @@ pub enum Contender {
     /// uring-bufio on io_uring, with its own `frames()` instead of
     /// tokio-util's `FramedRead` (codec workload only).
     Frames,
+    /// uring-bufio on io_uring, its socket readers `BufReader::pooled`
+    /// (multishot receive into the runtime's provided buffer ring; socket
+    /// workloads only).
+    Pool,
     /// tokio, current-thread runtime.
     Tokio,
     /// monoio, io_uring.
@@ -59,10 +63,11 @@ pub enum Contender {
 }
 
 /// Every contender, in table order.
-pub const ALL: [Contender; 7] = [
+pub const ALL: [Contender; 8] = [
     Contender::Uring,
     Contender::Epoll,
     Contender::Frames,
+    Contender::Pool,
     Contender::Tokio,
     Contender::Monoio,
     Contender::Std,
@@ -76,6 +81,7 @@ impl Contender {
             Contender::Uring => "uring",
             Contender::Epoll => "epoll",
             Contender::Frames => "frames",
+            Contender::Pool => "pool",
             Contender::Tokio => "tokio",
             Contender::Monoio => "monoio",
             Contender::Std => "std",
@@ -86,7 +92,7 @@ impl Contender {
     /// The backend of our contenders.
     pub fn driver(self) -> Option<DriverKind> {
         match self {
-            Contender::Uring | Contender::Frames => Some(DriverKind::IoUring),
+            Contender::Uring | Contender::Frames | Contender::Pool => Some(DriverKind::IoUring),
             Contender::Epoll => Some(DriverKind::Epoll),
             _ => None,
         }
@@ -146,7 +152,8 @@ compare: uring-bufio against tokio, monoio, std and cat
   --codec-bytes SIZE bytes of lines in the codec workload (default 256M)
   --cap SIZE         buffer size of every reader and writer (default 64K)
   --only LIST        workloads: scan,pingpong,pipeline,bulk,codec
-  --contenders LIST  uring,epoll,frames,tokio,monoio,std,cat
+  --contenders LIST  uring,epoll,frames,pool,tokio,monoio,std,cat
+                     (pool: pooled readers, socket workloads only)
   --filter TEXT      only cases whose name contains TEXT
   --csv PATH         CSV output (default <target dir>/compare.csv)
 SIZE takes K, M, G suffixes (powers of 1024).";

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::measure::{count_syscalls, quantile_us};
 use crate::net::{NetCase, Placement, Reply, run_pair};
+use uring_bufio::PoolConfig;
+
 use crate::{Contender, Metric, Params, metric, ours, peer_monoio, peer_std, peer_tokio, scan};
 
 /// One run of one contender.
@@ -174,10 +176,41 @@ fn scan_cases(p: &Params, dir: &Path) -> Vec<Case> {
         .collect()
 }
 
+/// How our contender `c` runs a socket case; `pool` sizes the runtime's
+/// pool when `c` is the pooled one.
+fn mode(c: Contender, pool: PoolConfig) -> ours::Mode {
+    ours::Mode {
+        kind: c.driver().expect("ours"),
+        pool: (c == Contender::Pool).then_some(pool),
+    }
+}
+
+/// Buffer size of the `pool` contender's pool in the request/response
+/// cases: far more than a batch of requests or replies (at most 1 KiB here),
+/// and the pool's default.
+const NET_POOL_BUFFER: usize = 16 << 10;
+
+/// Buffers one pooled reader may hold received and not consumed in the
+/// request/response cases.
+const NET_PER_READER: usize = 4;
+
+/// The pool of the `pool` contender for `conns` connections: `size`-byte
+/// buffers, two per connection to start (one being read, one being received
+/// into), growing up to `per_reader` per connection, all its readers can
+/// hold (at least 16 and 64).
+fn pool_for(conns: usize, size: usize, per_reader: usize) -> PoolConfig {
+    PoolConfig::new()
+        .buffer_size(size)
+        .buffers((2 * conns).max(16))
+        .max_buffers((per_reader * conns).max(64))
+        .per_reader(per_reader)
+}
+
 /// Runs one request/response case for contender `c`; returns the client's
 /// figures and the server's and client's system calls per request.
 fn run_net(c: Contender, placement: Placement, case: &NetCase) -> io::Result<Vec<Metric>> {
     let (sc, cc) = (case.clone(), case.clone());
+    let pool = pool_for(case.conns, NET_POOL_BUFFER, NET_PER_READER);
     let pair = run_pair(
         placement,
         case.conns,
@@ -185,13 +218,13 @@ fn run_net(c: Contender, placement: Placement, case: &NetCase) -> io::Result<Vec
             Contender::Tokio => peer_tokio::serve(l, &sc),
             Contender::Monoio => peer_monoio::serve(l, &sc),
             Contender::Std => peer_std::serve(l, &sc),
-            c => ours::serve(c.driver().expect("ours"), l, &sc),
+            c => ours::serve(mode(c, pool), l, &sc),
         },
         move |a| match c {
             Contender::Tokio => peer_tokio::client(a, &cc),
             Contender::Monoio => peer_monoio::client(a, &cc),
             Contender::Std => peer_std::client(a, &cc),
-            c => ours::client(c.driver().expect("ours"), a, &cc),
+            c => ours::client(mode(c, pool), a, &cc),
         },
     )?;
     let stats = pair.client;
@@ -210,6 +243,7 @@ fn net_contenders(conns: usize) -> Vec<Contender> {
     let mut v = vec![
         Contender::Uring,
         Contender::Epoll,
+        Contender::Pool,
         Contender::Tokio,
         Contender::Monoio,
     ];
@@ -293,9 +327,14 @@ fn pipeline_cases(p: &Params) -> Vec<Case> {
 /// Size of each `write_all` of the bulk stream.
 const BULK_CHUNK: usize = 16 << 10;
 
+/// Buffers a pooled reader may hold in the one-connection streams (bulk,
+/// codec): the pool's default.
+const STREAM_PER_READER: usize = 8;
+
 /// Workload 4: one bulk stream through `BufWriter` and `BufReader`.
 fn bulk_case(p: &Params) -> Case {
     let (total, cap) = (p.bulk_bytes, p.cap);
+    let pool = pool_for(1, cap, STREAM_PER_READER);
     let chunk: &'static [u8] = Box::leak(vec![b'x'; BULK_CHUNK].into_boxed_slice());
     let run = move |c: Contender| -> io::Result<Vec<Metric>> {
         let pair = run_pair(
@@ -305,7 +344,7 @@ fn bulk_case(p: &Params) -> Case {
                 Contender::Tokio => peer_tokio::bulk_recv(l, cap),
                 Contender::Monoio => peer_monoio::bulk_recv(l, cap),
                 Contender::Std => peer_std::bulk_recv(l, cap),
-                c => ours::bulk_recv(c.driver().expect("ours"), l, cap),
+                c => ours::bulk_recv(mode(c, pool), l, cap),
             },
             move |a| match c {
                 Contender::Tokio => peer_tokio::bulk_send(a, total, chunk, cap),
@@ -334,6 +373,7 @@ fn bulk_case(p: &Params) -> Case {
         contenders: vec![
             Contender::Uring,
             Contender::Epoll,
+            Contender::Pool,
             Contender::Tokio,
             Contender::Monoio,
             Contender::Std,
@@ -352,6 +392,7 @@ const CODEC_LINE: usize = 64;
 /// the lines.
 fn codec_case(p: &Params) -> Case {
     let cap = p.cap;
+    let pool = pool_for(1, cap, STREAM_PER_READER);
     let n_lines = (p.codec_bytes / CODEC_LINE as u64).max(1);
     let data: Arc<[u8]> = line(CODEC_LINE)
         .iter()
@@ -366,10 +407,8 @@ fn codec_case(p: &Params) -> Case {
             1,
             move |l| match c {
                 Contender::Tokio => peer_tokio::codec_recv(l, cap),
-                Contender::Frames => {
-                    ours::codec_recv(Contender::Uring.driver().expect("ours"), l, cap, false)
-                }
-                c => ours::codec_recv(c.driver().expect("ours"), l, cap, true),
+                Contender::Frames => ours::codec_recv(mode(c, pool), l, cap, false),
+                c => ours::codec_recv(mode(c, pool), l, cap, true),
             },
             move |a| peer_std::blast(a, &data),
         )?;
@@ -395,6 +434,7 @@ fn codec_case(p: &Params) -> Case {
             Contender::Uring,
             Contender::Epoll,
             Contender::Frames,
+            Contender::Pool,
             Contender::Tokio,
         ],
         run: Box::new(run),
