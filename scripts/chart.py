@@ -5,7 +5,9 @@
 
 defaults: target/compare.csv -> docs/compare.svg. For every case, one bar per
 peer: our headline figure (uring-bufio on io_uring) over the peer's, medians,
-so a bar right of the 1.0 line means we are ahead. Standard library only.
+so a bar right of the 1.0 line means we are ahead. Our own other modes
+(epoll, frames(), the pooled reader "pool") are drawn the same way: a bar
+left of 1.0 means that mode beat plain io_uring. Standard library only.
 """
 
 import csv
@@ -13,10 +15,11 @@ import sys
 from collections import OrderedDict
 from html import escape
 
-PEERS = ["epoll", "frames", "tokio", "monoio", "std", "cat"]
+PEERS = ["epoll", "frames", "pool", "tokio", "monoio", "std", "cat"]
 COLORS = {
     "epoll": "#7f7f7f",
     "frames": "#17becf",
+    "pool": "#ff7f0e",
     "tokio": "#d62728",
     "monoio": "#1f77b4",
     "std": "#2ca02c",
@@ -25,6 +28,7 @@ COLORS = {
 LABELS = {
     "epoll": "uring-bufio on epoll",
     "frames": "uring-bufio frames()",
+    "pool": "uring-bufio pooled reader",
     "tokio": "tokio",
     "monoio": "monoio",
     "std": "std",
