@@ -30,8 +30,37 @@ where
     within(LIMIT, move || {
         let rt = Runtime::builder().pool(pool).build().expect("runtime");
         rt.block_on(f()).expect("test failed");
-        rt.pool_stats().expect("the pool was built")
+        let stats = rt.pool_stats().expect("the pool was built");
+        assert_mode(&rt, &pool, &stats);
+        stats
     })
+}
+
+/// The ways the kernel can hand out pool buffers; each test that loops
+/// over them runs in every one (on epoll all are the user-space list).
+/// Adjusts a pool config to one mode.
+type ModeFn = fn(PoolConfig) -> PoolConfig;
+
+const MODES: [(&str, ModeFn); 3] = [
+    ("incremental", |c| c),
+    ("bundles", |c| c.incremental(false)),
+    ("plain", |c| c.incremental(false).bundles(false)),
+];
+
+/// The pool uses the kernel features asked for wherever the kernel has
+/// them: on this project's kernel (6.18) every mode really runs.
+fn assert_mode(rt: &Runtime, pool: &PoolConfig, stats: &PoolStats) {
+    let probe = rt.probe();
+    let uring = rt.driver() == uring_bufio::DriverKind::IoUring;
+    assert_eq!(
+        stats.kernel_ring,
+        uring && probe.multishot_recv,
+        "{stats:?}"
+    );
+    let inc = stats.kernel_ring && probe.buf_ring_inc && pool.get_incremental();
+    assert_eq!(stats.incremental, inc, "{stats:?}");
+    let bundles = stats.kernel_ring && !inc && probe.recv_bundle && pool.get_bundles();
+    assert_eq!(stats.bundles, bundles, "{stats:?}");
 }
 
 /// Every buffer is back in the pool and none is counted out.
@@ -42,7 +71,16 @@ fn assert_all_back(stats: &PoolStats) {
 
 #[test]
 fn lines_over_tcp_match_what_was_sent() {
-    let stats = run_pooled(PoolConfig::new().buffer_size(512).buffers(16), || async {
+    for (mode, config) in MODES {
+        eprintln!("mode {mode}");
+        let stats = lines_over_tcp(config(PoolConfig::new().buffer_size(512).buffers(16)));
+        assert_all_back(&stats);
+    }
+}
+
+/// Sends 3000 random lines in random pieces; reads them with `next_line`.
+fn lines_over_tcp(pool: PoolConfig) -> PoolStats {
+    run_pooled(pool, || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let mut rng = Rng::new(7);
@@ -83,8 +121,7 @@ fn lines_over_tcp_match_what_was_sent() {
         assert!(got == lines, "lines differ");
         writer.await.expect("writer task")?;
         Ok(())
-    });
-    assert_all_back(&stats);
+    })
 }
 
 /// The bytes connection `seed` carries: its seed first, then noise.
@@ -156,14 +193,25 @@ async fn drain(stream: TcpStream, len: usize) -> io::Result<usize> {
 
 #[test]
 fn four_buffers_serve_sixty_four_connections_with_stalls_and_drops() {
+    for (mode, config) in MODES {
+        eprintln!("mode {mode}");
+        let pool = PoolConfig::new()
+            .buffer_size(512)
+            .buffers(4)
+            .max_buffers(4)
+            .per_reader(1);
+        let stats = sixty_four_connections(config(pool));
+        assert_all_back(&stats);
+        assert_eq!(stats.buffers, 4, "the pool may not grow: {stats:?}");
+        assert!(stats.exhausted > 0, "the pool never ran dry: {stats:?}");
+    }
+}
+
+/// 64 connections trickle 24 KiB each through `pool`, read by [`drain`].
+fn sixty_four_connections(pool: PoolConfig) -> PoolStats {
     const CONNS: u64 = 64;
     const LEN: usize = 24 * 1024;
-    let pool = PoolConfig::new()
-        .buffer_size(512)
-        .buffers(4)
-        .max_buffers(4)
-        .per_reader(1);
-    let stats = run_pooled(pool, || async {
+    run_pooled(pool, || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let mut clients = Vec::new();
@@ -190,10 +238,7 @@ fn four_buffers_serve_sixty_four_connections_with_stalls_and_drops() {
         }
         assert!(total > 0);
         Ok(())
-    });
-    assert_all_back(&stats);
-    assert_eq!(stats.buffers, 4, "the pool may not grow: {stats:?}");
-    assert!(stats.exhausted > 0, "the pool never ran dry: {stats:?}");
+    })
 }
 
 #[test]
@@ -367,4 +412,111 @@ fn linger_zero(s: &std::net::TcpStream) {
         )
     };
     assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
+}
+
+#[test]
+fn incremental_buffers_pack_small_messages_of_many_connections() {
+    const CONNS: usize = 64;
+    let pool = PoolConfig::new()
+        .buffer_size(4096)
+        .buffers(4)
+        .max_buffers(4);
+    within(LIMIT, move || {
+        let rt = Runtime::builder().pool(pool).build().expect("runtime");
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let mut clients = Vec::new();
+            let mut readers = Vec::new();
+            for _ in 0..CONNS {
+                clients.push(TcpStream::connect(addr).await?);
+                readers.push(BufReader::pooled(listener.accept().await?.0));
+            }
+            // Arm every reader's receive first.
+            for r in &mut readers {
+                let _ = timeout(Duration::from_millis(1), r.fill_buf()).await;
+            }
+            let stats = rt.pool_stats().expect("pool");
+            if !stats.incremental {
+                eprintln!(
+                    "skipped: no incremental buffers here ({} backend, or the kernel lacks \
+                     IOU_PBUF_RING_INC, Linux 6.12)",
+                    rt.driver()
+                );
+                return Ok(());
+            }
+            for (i, c) in clients.iter().enumerate() {
+                let (res, _) = c.write_all(Bytes::from(format!("hi {i}\n"))).await;
+                res?;
+            }
+            // Every reader holds its message at once: 64 messages in a pool
+            // of 4 buffers, because each took only its own bytes.
+            for (i, r) in readers.iter_mut().enumerate() {
+                let got = bounded("fill_buf", r.fill_buf()).await?;
+                assert_eq!(got, format!("hi {i}\n").as_bytes());
+            }
+            let held = rt.pool_stats().expect("pool");
+            assert!(held.partial > 0, "{held:?}");
+            assert!(
+                held.out <= 2,
+                "64 small messages took {} buffers: {held:?}",
+                held.out
+            );
+            drop(readers);
+            assert_all_back(&rt.pool_stats().expect("pool"));
+            Ok::<_, io::Error>(())
+        })
+        .expect("test failed");
+    });
+}
+
+#[test]
+fn bundles_fill_several_buffers_per_completion() {
+    let pool = PoolConfig::new()
+        .buffer_size(1024)
+        .buffers(64)
+        .incremental(false);
+    within(LIMIT, move || {
+        let rt = Runtime::builder().pool(pool).build().expect("runtime");
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair()?;
+            let data = stream_bytes(9, 200_000);
+            let sent = Bytes::from(data.clone());
+            let writer = spawn(async move { a.write_all(sent).await.0 });
+            let mut r = BufReader::pooled(b);
+            let mut got = Vec::new();
+            let mut rng = Rng::new(9);
+            loop {
+                // Pauses let bytes pile up in the socket, as for bulk data.
+                if rng.below(4) == 0 {
+                    sleep(Duration::from_millis(1)).await;
+                }
+                let buf = bounded("fill_buf", r.fill_buf()).await?;
+                if buf.is_empty() {
+                    break;
+                }
+                got.extend_from_slice(buf);
+                let n = buf.len();
+                r.consume(n);
+            }
+            assert!(got == data, "bytes differ");
+            writer.await.expect("task")?;
+            drop(r);
+            let stats = rt.pool_stats().expect("pool");
+            if stats.bundles {
+                assert!(
+                    stats.bundled > 0,
+                    "no completion filled two buffers: {stats:?}"
+                );
+            } else {
+                eprintln!(
+                    "bundles not in use here ({} backend): checked the bytes only",
+                    rt.driver()
+                );
+            }
+            assert_all_back(&stats);
+            Ok::<_, io::Error>(())
+        })
+        .expect("test failed");
+    });
 }

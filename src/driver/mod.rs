@@ -51,7 +51,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub(crate) use fd::SharedFd;
-pub(crate) use pool::{Pool, completion_buffer};
+pub(crate) use pool::{Inbox, Mode as PoolMode, Pool};
 pub use pool::{PoolConfig, PoolStats};
 pub use probe::Probe;
 pub(crate) use probe::recv_poll_first;
@@ -152,9 +152,15 @@ pub(crate) trait Backend {
     /// An fd readable while completions wait.
     fn completion_fd(&mut self) -> io::Result<RawFd>;
     /// Registers a provided buffer ring of `entries` at `addr` as group
-    /// `bgid` (io_uring only).
-    fn register_buf_ring(&mut self, addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
-        let _ = (addr, entries, bgid);
+    /// `bgid` with `IOU_PBUF_RING_*` `flags` (io_uring only).
+    fn register_buf_ring(
+        &mut self,
+        addr: u64,
+        entries: u16,
+        bgid: u16,
+        flags: u16,
+    ) -> io::Result<()> {
+        let _ = (addr, entries, bgid, flags);
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "this backend has no provided buffer rings",
@@ -268,9 +274,22 @@ impl Driver {
         let pool = match inner.backend.kind() {
             Kind::Epoll => Some(Rc::new(Pool::user(config))),
             Kind::IoUring if inner.backend.probe().multishot_recv => {
+                let probe = inner.backend.probe();
+                let mode = if config.get_incremental() && probe.buf_ring_inc {
+                    PoolMode::Incremental
+                } else if config.get_bundles() && probe.recv_bundle {
+                    PoolMode::Bundles
+                } else {
+                    PoolMode::Plain
+                };
+                let flags = if mode == PoolMode::Incremental {
+                    io_uring::types::IOU_PBUF_RING_INC as u16
+                } else {
+                    0
+                };
                 let backend = &mut inner.backend;
-                Pool::kernel(config, POOL_GROUP, |addr, entries| {
-                    backend.register_buf_ring(addr, entries, POOL_GROUP)
+                Pool::kernel(config, POOL_GROUP, mode, |addr, entries| {
+                    backend.register_buf_ring(addr, entries, POOL_GROUP, flags)
                 })
                 .ok()
                 .map(Rc::new)

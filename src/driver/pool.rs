@@ -24,7 +24,9 @@
 //! its id.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
 
@@ -48,6 +50,10 @@ pub struct PoolConfig {
     max: usize,
     /// Buffers one reader may hold before its receive is paused.
     per_reader: usize,
+    /// Use incrementally consumed buffers where the kernel has them.
+    incremental: bool,
+    /// Use receive bundles where the kernel has them.
+    bundles: bool,
 }
 
 impl Default for PoolConfig {
@@ -57,6 +63,8 @@ impl Default for PoolConfig {
             initial: 64,
             max: 4096,
             per_reader: 8,
+            incremental: true,
+            bundles: true,
         }
     }
 }
@@ -97,9 +105,37 @@ impl PoolConfig {
         self
     }
 
+    /// Lets the kernel fill one buffer from several receives, each taking
+    /// only the bytes it got (`IOU_PBUF_RING_INC`, Linux 6.12), so a small
+    /// message does not take a whole buffer. Used where the kernel has it;
+    /// default on. Takes precedence over bundles.
+    pub fn incremental(mut self, on: bool) -> PoolConfig {
+        self.incremental = on;
+        self
+    }
+
+    /// Lets one receive completion fill several buffers at once
+    /// (`IORING_RECVSEND_BUNDLE`, Linux 6.10), fewer completions for bulk
+    /// data. Used where the kernel has it and incremental buffers are not
+    /// in use; default on.
+    pub fn bundles(mut self, on: bool) -> PoolConfig {
+        self.bundles = on;
+        self
+    }
+
     /// Bytes per buffer.
     pub fn get_buffer_size(&self) -> usize {
         self.size
+    }
+
+    /// Whether incremental buffers are wanted.
+    pub fn get_incremental(&self) -> bool {
+        self.incremental
+    }
+
+    /// Whether receive bundles are wanted.
+    pub fn get_bundles(&self) -> bool {
+        self.bundles
     }
 
     /// Buffers allocated at first use.
@@ -129,6 +165,10 @@ pub struct PoolStats {
     /// The kernel picks buffers from a registered ring (io_uring); `false`
     /// means a user-space list (epoll).
     pub kernel_ring: bool,
+    /// The ring's buffers are consumed incrementally (`IOU_PBUF_RING_INC`).
+    pub incremental: bool,
+    /// Receives fill several buffers per completion (bundles).
+    pub bundles: bool,
     /// Bytes per buffer.
     pub buffer_size: usize,
     /// Buffers the pool has.
@@ -144,6 +184,13 @@ pub struct PoolStats {
     pub grown: u64,
     /// Buffers whose allocation stayed with a frame and was replaced.
     pub replaced: u64,
+    /// Receive completions that brought bytes.
+    pub receives: u64,
+    /// Of those, completions that filled more than one buffer (bundles).
+    pub bundled: u64,
+    /// Of those, completions that left room in their buffer for later
+    /// receives (incremental).
+    pub partial: u64,
 }
 
 /// The kernel side of a pool: ring memory registered with io_uring.
@@ -156,6 +203,9 @@ struct Ring {
     entries: u16,
     /// Our copy of the tail: entries published so far.
     tail: u16,
+    /// The buffer id published at each ring position (receive bundles
+    /// take buffers in ring order).
+    order: Vec<u16>,
 }
 
 impl Ring {
@@ -181,12 +231,15 @@ impl Ring {
             mapped,
             entries,
             tail: 0,
+            order: vec![0; usize::from(entries)],
         })
     }
 
-    /// Publishes one buffer to the kernel.
-    fn push(&mut self, bid: u16, buf: &mut BytesMut, size: usize) {
-        let index = usize::from(self.tail & (self.entries - 1));
+    /// Publishes one buffer to the kernel; returns its ring position.
+    fn push(&mut self, bid: u16, buf: &mut BytesMut, size: usize) -> u16 {
+        let pos = self.tail;
+        let index = usize::from(pos & (self.entries - 1));
+        self.order[index] = bid;
         // SAFETY: `index < entries`, inside the mapping; the kernel reads
         // only entries between its head and the published tail, and this one
         // is past the tail until the store below.
@@ -202,6 +255,12 @@ impl Ring {
             let tail = BufRingEntry::tail(self.base).cast_mut();
             AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
         }
+        pos
+    }
+
+    /// The buffer id published at ring position `pos`.
+    fn bid_at(&self, pos: u16) -> u16 {
+        self.order[usize::from(pos & (self.entries - 1))]
     }
 }
 
@@ -216,13 +275,24 @@ impl Drop for Ring {
 /// Where a buffer id is.
 enum Slot {
     /// Free: in the ring (io_uring) or the free list (epoll). The kernel may
-    /// write into it at any time.
+    /// write into it at any time. With incremental consumption this is
+    /// what is left of the buffer after the bytes already received.
     Free(BytesMut),
-    /// Picked by a receive whose completion has not been collected; the
-    /// pool still owns the memory.
+    /// epoll: taken by a receive that is running now.
     Picked(BytesMut),
-    /// Handed to a reader; comes back through `give_back`.
+    /// Holding received bytes in a reader; comes back through `give_back`.
     Lent,
+}
+
+/// How the kernel consumes the ring's buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One buffer per completion (and the epoll list).
+    Plain,
+    /// Several receives share a buffer, each taking what it got.
+    Incremental,
+    /// One completion may fill several buffers, in ring order.
+    Bundles,
 }
 
 /// The runtime's receive buffers. Shared (`Rc`) by the driver, the receives
@@ -232,6 +302,8 @@ pub(crate) struct Pool {
     inner: RefCell<Inner>,
     /// The buffer group id the ring is registered under.
     bgid: u16,
+    /// How the kernel consumes buffers.
+    mode: Mode,
 }
 
 /// Mutable pool state.
@@ -242,12 +314,14 @@ struct Inner {
     ring: Option<Ring>,
     /// Every buffer id's state; `slots.len()` is the pool size.
     slots: Vec<Slot>,
+    /// Ring position each buffer id was last published at.
+    pos_of: Vec<u16>,
     /// Free ids (epoll only; the kernel keeps the order on io_uring).
     free_list: Vec<u16>,
     /// Number of `Slot::Free`.
     free: usize,
-    /// Ids in `Slot::Lent`: handed to readers, waiting for any buffer to
-    /// come back (ids are interchangeable).
+    /// Ids in `Slot::Lent`: waiting for any buffer to come back (ids are
+    /// interchangeable).
     lent: Vec<u16>,
     /// Readers waiting for buffers after `ENOBUFS`.
     waiters: Vec<Waker>,
@@ -268,35 +342,45 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// A pool whose free buffers sit in a user-space list (epoll).
     pub(crate) fn user(config: PoolConfig) -> Pool {
-        let pool = Pool::empty(config, None, 0);
+        let pool = Pool::empty(config, None, 0, Mode::Plain);
         pool.grow_to(config.initial);
         pool
     }
 
-    /// A pool whose free buffers sit in a provided buffer ring; `register`
-    /// registers the ring memory `(address, entries)` with the kernel under
-    /// `bgid`.
+    /// A pool whose free buffers sit in a provided buffer ring consumed in
+    /// `mode`; `register` registers the ring memory `(address, entries)`
+    /// with the kernel under `bgid` (with `IOU_PBUF_RING_INC` for the
+    /// incremental mode).
     pub(crate) fn kernel(
         config: PoolConfig,
         bgid: u16,
+        mode: Mode,
         register: impl FnOnce(u64, u16) -> io::Result<()>,
     ) -> io::Result<Pool> {
-        let entries = config.max.next_power_of_two().min(MAX_RING) as u16;
+        // Twice the buffers: a bundle's positions are read when its
+        // completion is reaped, and cannot have been published over by then.
+        let entries = (config.max * 2).next_power_of_two().min(MAX_RING) as u16;
         let ring = Ring::new(entries)?;
         register(ring.base as u64, entries)?;
-        let pool = Pool::empty(config, Some(ring), bgid);
-        pool.inner.borrow_mut().stats.kernel_ring = true;
+        let pool = Pool::empty(config, Some(ring), bgid, mode);
+        {
+            let mut inner = pool.inner.borrow_mut();
+            inner.stats.kernel_ring = true;
+            inner.stats.incremental = mode == Mode::Incremental;
+            inner.stats.bundles = mode == Mode::Bundles;
+        }
         pool.grow_to(config.initial);
         Ok(pool)
     }
 
     /// A pool with no buffers yet.
-    fn empty(config: PoolConfig, ring: Option<Ring>, bgid: u16) -> Pool {
+    fn empty(config: PoolConfig, ring: Option<Ring>, bgid: u16, mode: Mode) -> Pool {
         Pool {
             inner: RefCell::new(Inner {
                 config,
                 ring,
                 slots: Vec::new(),
+                pos_of: Vec::new(),
                 free_list: Vec::new(),
                 free: 0,
                 lent: Vec::new(),
@@ -308,12 +392,18 @@ impl Pool {
                 closed: false,
             }),
             bgid,
+            mode,
         }
     }
 
     /// The buffer group id receives select from.
     pub(crate) fn bgid(&self) -> u16 {
         self.bgid
+    }
+
+    /// How the kernel consumes buffers.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// Sizing.
@@ -339,6 +429,7 @@ impl Pool {
         while inner.slots.len() < n {
             let bid = inner.slots.len() as u16;
             inner.slots.push(Slot::Lent);
+            inner.pos_of.push(0);
             let buf = BytesMut::with_capacity(inner.config.size);
             inner.release(bid, buf);
         }
@@ -347,16 +438,16 @@ impl Pool {
     /// A receive found no free buffer: grow if allowed. Returns whether
     /// buffers are free now (so the receive can be issued again at once).
     pub(crate) fn exhausted(&self) -> bool {
-        let (len, max) = {
-            let mut inner = self.inner.borrow_mut();
-            inner.stats.exhausted += 1;
-            (inner.slots.len(), inner.config.max)
-        };
-        if len < max && !self.inner.borrow().closed {
-            self.inner.borrow_mut().stats.grown += 1;
+        let mut inner = self.inner.borrow_mut();
+        inner.stats.exhausted += 1;
+        let (len, max) = (inner.slots.len(), inner.config.max);
+        if len < max && !inner.closed {
+            inner.stats.grown += 1;
+            drop(inner);
             self.grow_to(len * 2);
+            inner = self.inner.borrow_mut();
         }
-        self.inner.borrow().free > 0
+        inner.free > 0
     }
 
     /// Ready once a buffer is free (after `ENOBUFS`).
@@ -379,89 +470,87 @@ impl Pool {
         let size = inner.config.size;
         inner.free -= 1;
         let slot = &mut inner.slots[usize::from(bid)];
-        let Slot::Free(buf) = std::mem::replace(slot, Slot::Lent) else {
+        let Slot::Free(mut buf) = std::mem::replace(slot, Slot::Lent) else {
             unreachable!("free list holds a buffer that is not free")
         };
-        let mut buf = buf;
         let ptr = buf.as_mut_ptr();
         *slot = Slot::Picked(buf);
         Some((bid, ptr, size))
     }
 
-    /// A completion said buffer `bid` holds data (or was picked); marks it
-    /// picked until it is taken or recycled. Idempotent.
-    pub(crate) fn picked(&self, bid: u16) {
-        let mut inner = self.inner.borrow_mut();
-        let Some(slot) = inner.slots.get_mut(usize::from(bid)) else {
-            return;
-        };
-        if let Slot::Free(_) = slot {
-            let Slot::Free(buf) = std::mem::replace(slot, Slot::Lent) else {
-                unreachable!("matched Free above")
-            };
-            *slot = Slot::Picked(buf);
-            inner.free -= 1;
-        }
-    }
-
-    /// Takes the `len` bytes the kernel wrote into buffer `bid` out of the
-    /// pool, for a reader.
-    pub(crate) fn take(&self, bid: u16, len: usize) -> io::Result<BytesMut> {
-        self.picked(bid);
-        let mut inner = self.inner.borrow_mut();
-        let size = inner.config.size;
-        let slot = inner
-            .slots
-            .get_mut(usize::from(bid))
-            .ok_or_else(|| io::Error::other(format!("completion names unknown buffer {bid}")))?;
-        match std::mem::replace(slot, Slot::Lent) {
-            Slot::Picked(mut buf) => {
-                inner.lent.push(bid);
-                assert!(len <= size, "kernel reported more than the buffer holds");
-                // SAFETY: the kernel (or the epoll receive) initialised the
-                // first `len` bytes of this buffer, whose capacity is at
-                // least `size` (checked when it was published).
-                unsafe { buf.set_len(len) };
-                Ok(buf)
-            }
-            other => {
-                *slot = other;
-                Err(io::Error::other(format!(
-                    "completion names buffer {bid}, which is not picked"
-                )))
-            }
-        }
-    }
-
-    /// A picked buffer whose data nobody will read (an abandoned or
-    /// cancelled receive) goes straight back.
-    pub(crate) fn recycle(&self, bid: u16) {
-        self.picked(bid);
+    /// epoll: a receive that took buffer `bid` got nothing; it goes back.
+    pub(crate) fn unselect(&self, bid: u16) {
         let mut inner = self.inner.borrow_mut();
         let Some(slot) = inner.slots.get_mut(usize::from(bid)) else {
             return;
         };
         if let Slot::Picked(_) = slot {
-            let Slot::Picked(mut buf) = std::mem::replace(slot, Slot::Lent) else {
+            let Slot::Picked(buf) = std::mem::replace(slot, Slot::Lent) else {
                 unreachable!("matched Picked above")
             };
-            buf.clear();
             inner.release(bid, buf);
         }
-        inner.wake_waiters();
     }
 
-    /// A reader is done with a buffer `take` handed out. Its allocation is
-    /// reused if nothing else refers to it; else a fresh one takes its id.
+    /// A completion was reaped that says `len` bytes landed in the buffer
+    /// (or, for a bundle, buffers) its `flags` name: takes them out of the
+    /// pool, in order, into `out`. Called once per completion, when it is
+    /// reaped, so buffers are booked before anything is published again.
+    pub(crate) fn receive(&self, flags: u32, len: usize, out: &mut VecDeque<BytesMut>) {
+        let Some(bid) = completion_buffer(flags) else {
+            return;
+        };
+        let mut inner = self.inner.borrow_mut();
+        let size = inner.config.size;
+        if len > 0 {
+            inner.stats.receives += 1;
+        }
+        if len == 0 {
+            // Nothing landed: the buffer stays (or goes back) in the pool.
+            if let Some(Slot::Picked(_)) = inner.slots.get(usize::from(bid)) {
+                drop(inner);
+                self.unselect(bid);
+            }
+            return;
+        }
+        match self.mode {
+            Mode::Incremental => {
+                let more = io_uring::cqueue::buffer_more(flags);
+                inner.stats.partial += u64::from(more);
+                out.push_back(inner.take_front(bid, len, more));
+            }
+            Mode::Bundles => {
+                let first = inner.pos_of.get(usize::from(bid)).copied().unwrap_or(0);
+                inner.stats.bundled += u64::from(len > size);
+                let mut left = len;
+                let mut pos = first;
+                while left > 0 {
+                    let bid = inner.ring.as_ref().map_or(bid, |ring| ring.bid_at(pos));
+                    let n = left.min(size);
+                    out.push_back(inner.take_front(bid, n, false));
+                    left -= n;
+                    pos = pos.wrapping_add(1);
+                }
+            }
+            Mode::Plain => out.push_back(inner.take_front(bid, len.min(size), false)),
+        }
+    }
+
+    /// A reader is done with a buffer `receive` handed out. Its allocation
+    /// is reused if nothing else refers to it; else a fresh one takes its
+    /// id.
     pub(crate) fn give_back(&self, mut buf: BytesMut) {
         let mut inner = self.inner.borrow_mut();
         let size = inner.config.size;
         let Some(bid) = inner.lent.pop() else {
-            return; // more given back than taken: a caller bug; drop it
+            // A piece of a buffer still partly in the ring (incremental):
+            // the allocation is freed when its last piece goes.
+            return;
         };
         buf.clear();
         // `try_reclaim` succeeds only when this handle is the allocation's
-        // sole owner, so memory a frame still refers to is never reused.
+        // sole owner, so memory a frame (or the ring) still refers to is
+        // never reused.
         if !buf.try_reclaim(size) || buf.capacity() > 2 * size {
             buf = BytesMut::with_capacity(size);
             inner.stats.replaced += 1;
@@ -503,7 +592,7 @@ impl Inner {
             return;
         }
         if let Some(ring) = self.ring.as_mut() {
-            ring.push(bid, &mut buf, size);
+            self.pos_of[usize::from(bid)] = ring.push(bid, &mut buf, size);
         } else {
             self.free_list.push(bid);
         }
@@ -511,10 +600,86 @@ impl Inner {
         self.free += 1;
     }
 
+    /// Takes the first `len` bytes the kernel wrote into buffer `bid`. With
+    /// `more` the rest stays in the ring for later receives; else the
+    /// buffer is lent until given back.
+    fn take_front(&mut self, bid: u16, len: usize, more: bool) -> BytesMut {
+        let slot = &mut self.slots[usize::from(bid)];
+        let (mut buf, was_free) = match std::mem::replace(slot, Slot::Lent) {
+            Slot::Free(buf) => (buf, true),
+            Slot::Picked(buf) => (buf, false),
+            Slot::Lent => panic!("the kernel reported buffer {bid}, which is not in the pool"),
+        };
+        assert!(
+            len <= buf.capacity(),
+            "the kernel reported more bytes than buffer {bid} holds"
+        );
+        // SAFETY: the kernel (or the epoll receive) initialised the first
+        // `len` bytes of this buffer's free part (within its capacity,
+        // checked above).
+        unsafe { buf.set_len(len) };
+        if more {
+            // The rest is still the kernel's (it continues where it stopped):
+            // split it off, so the reader's piece has no room of its own.
+            let chunk = buf.split_to(len);
+            *slot = Slot::Free(buf);
+            return chunk;
+        }
+        if was_free {
+            self.free -= 1;
+        }
+        self.lent.push(bid);
+        buf
+    }
+
     /// Wakes readers that waited for a free buffer.
     fn wake_waiters(&mut self) {
         for w in self.waiters.drain(..) {
             w.wake();
+        }
+    }
+}
+
+/// Received pool buffers on their way from the completions that filled
+/// them to a reader, in completion order. Shared by a reader and its
+/// receive; whatever is left when both are gone goes back to the pool.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    /// Where the buffers go back to.
+    pool: Rc<Pool>,
+    /// Buffers received and not yet taken by the reader.
+    chunks: RefCell<VecDeque<BytesMut>>,
+}
+
+impl Inbox {
+    /// An empty inbox for buffers of `pool`.
+    pub(crate) fn new(pool: Rc<Pool>) -> Inbox {
+        Inbox {
+            pool,
+            chunks: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// The pool.
+    pub(crate) fn pool(&self) -> &Rc<Pool> {
+        &self.pool
+    }
+
+    /// Books a reaped completion: the buffers it filled join the queue.
+    pub(crate) fn receive(&self, flags: u32, len: usize) {
+        self.pool.receive(flags, len, &mut self.chunks.borrow_mut());
+    }
+
+    /// The oldest received buffer.
+    pub(crate) fn pop(&self) -> Option<BytesMut> {
+        self.chunks.borrow_mut().pop_front()
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        for chunk in self.chunks.get_mut().drain(..) {
+            self.pool.give_back(chunk);
         }
     }
 }

@@ -278,13 +278,19 @@ impl Backend for Uring {
         res
     }
 
-    fn register_buf_ring(&mut self, addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+    fn register_buf_ring(
+        &mut self,
+        addr: u64,
+        entries: u16,
+        bgid: u16,
+        flags: u16,
+    ) -> io::Result<()> {
         // SAFETY: the caller (the pool) keeps `entries` ring entries of
         // memory at `addr` mapped until `unregister_buf_ring` (or leaks it).
         unsafe {
             self.ring
                 .submitter()
-                .register_buf_ring_with_flags(addr, entries, bgid, 0)
+                .register_buf_ring_with_flags(addr, entries, bgid, flags)
         }
     }
 

@@ -1,37 +1,32 @@
 //! Receive into a buffer the kernel picks from the runtime's pool when data
 //! arrives: multishot `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` on
-//! io_uring; on epoll a non-blocking `recv` that takes a free pool buffer only
-//! once the socket is readable. Either way the completion names the buffer
-//! (`IORING_CQE_F_BUFFER`), and nothing is held while the socket is idle.
+//! io_uring (as a bundle where the pool uses them); on epoll a non-blocking
+//! `recv` that takes a free pool buffer only once the socket is readable.
+//! Either way the completion names the buffer (`IORING_CQE_F_BUFFER`), and
+//! nothing is held while the socket is idle.
 
 use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
 use super::{Operation, or_wait, syscall_result};
-use crate::driver::{Attempt, CqeResult, Interest, Pool, SharedFd, completion_buffer};
+use crate::driver::{Attempt, CqeResult, Inbox, Interest, PoolMode, SharedFd};
 
-/// A receive from the pool: its output is only the completion, whose
-/// buffer the caller takes from the pool.
+/// A receive from the pool. Each completion's buffers are booked into the
+/// inbox when it is reaped; the output is only the completion (its result
+/// says how many bytes the inbox gained).
 #[derive(Debug)]
 pub(crate) struct RecvPool {
     /// Keeps the socket open while the kernel uses it.
     fd: SharedFd,
-    /// Where buffers come from and go back to.
-    pool: Rc<Pool>,
+    /// Where received buffers go.
+    inbox: Rc<Inbox>,
 }
 
 impl RecvPool {
-    /// A receive from `fd` into `pool`'s buffers.
-    pub(crate) fn new(fd: SharedFd, pool: Rc<Pool>) -> RecvPool {
-        RecvPool { fd, pool }
-    }
-
-    /// A completion nobody collects: its buffer goes straight back.
-    fn release(&self, res: &CqeResult) {
-        if let Some(bid) = completion_buffer(res.flags) {
-            self.pool.recycle(bid);
-        }
+    /// A receive from `fd` into buffers of the inbox's pool.
+    pub(crate) fn new(fd: SharedFd, inbox: Rc<Inbox>) -> RecvPool {
+        RecvPool { fd, inbox }
     }
 }
 
@@ -40,22 +35,30 @@ impl Operation for RecvPool {
     const CANCEL_ON_DROP: bool = true;
 
     fn entry(&mut self) -> squeue::Entry {
-        opcode::RecvMulti::new(types::Fd(self.fd.raw()), self.pool.bgid()).build()
+        let fd = types::Fd(self.fd.raw());
+        let pool = self.inbox.pool();
+        match pool.mode() {
+            PoolMode::Bundles => opcode::RecvMultiBundle::new(fd, pool.bgid()).build(),
+            PoolMode::Plain | PoolMode::Incremental => {
+                opcode::RecvMulti::new(fd, pool.bgid()).build()
+            }
+        }
     }
 
     fn attempt(&mut self) -> Attempt {
         let fd = self.fd.raw();
-        let Some((bid, ptr, len)) = self.pool.select() else {
+        let pool = self.inbox.pool();
+        let Some((bid, ptr, len)) = pool.select() else {
             return Attempt::Done(-libc::ENOBUFS);
         };
         // SAFETY: `ptr` is the start of pool buffer `bid`, valid for `len`
-        // bytes and picked for this receive alone until it is recycled or
-        // taken.
+        // bytes and picked for this receive alone until it is booked
+        // (`Inbox::receive`) or given back (`unselect`).
         let res = syscall_result(unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) });
         if res > 0 {
             return Attempt::Selected { res, bid };
         }
-        self.pool.recycle(bid);
+        pool.unselect(bid);
         or_wait(res, fd, Interest::Read)
     }
 
@@ -63,23 +66,17 @@ impl Operation for RecvPool {
         res
     }
 
-    fn abandoned(self, res: CqeResult) {
-        self.release(&res);
-    }
-
-    fn abandoned_one(&mut self, res: CqeResult) {
-        self.release(&res);
-    }
-
     fn observe(&mut self, res: &CqeResult) {
-        // Booked at once, so the pool's count of free buffers is right
-        // while the completion waits to be collected.
-        if let Some(bid) = completion_buffer(res.flags) {
-            self.pool.picked(bid);
+        // Booked at once, in completion order: the pool's counts stay right
+        // while the completion waits, and bundles are read off the ring
+        // before anything is published over them. Buffers of completions
+        // nobody collects go back when the inbox goes.
+        if let Ok(len) = res.result {
+            self.inbox.receive(res.flags, len as usize);
         }
     }
 
     fn queue_cap(&self) -> usize {
-        self.pool.config().get_per_reader()
+        self.inbox.pool().config().get_per_reader()
     }
 }

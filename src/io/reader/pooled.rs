@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
 use super::{BufReader, is_retry};
-use crate::driver::{Pool, completion_buffer};
+use crate::driver::{Inbox, Pool};
 use crate::op::{Multishot, RecvPool};
 use crate::source::ReadSource;
 
@@ -28,6 +28,8 @@ use crate::source::ReadSource;
 pub(crate) struct Pooled {
     /// The runtime's pool.
     pool: Rc<Pool>,
+    /// Buffers received and not yet taken, booked as completions are reaped.
+    inbox: Rc<Inbox>,
     /// The armed receive, if any.
     recv: Option<Multishot<RecvPool>>,
     /// The last receive ended for want of buffers: wait for one first.
@@ -38,6 +40,7 @@ impl Pooled {
     /// The pooled mode over `pool`.
     pub(crate) fn new(pool: Rc<Pool>) -> Pooled {
         Pooled {
+            inbox: Rc::new(Inbox::new(pool.clone())),
             pool,
             recv: None,
             starved: false,
@@ -58,22 +61,29 @@ impl<S: ReadSource> BufReader<S> {
             if self.buf.filled().len() >= n {
                 return Poll::Ready(Ok(()));
             }
+            let Some(p) = self.pooled.as_mut() else {
+                unreachable!("poll_fill_pooled without the pooled mode")
+            };
+            // Completions book their buffers into the inbox when reaped, so
+            // bytes are there before (and in the order of) the completions
+            // that report them, and before any end or error after them.
+            if let Some(chunk) = p.inbox.pop() {
+                self.buf.push_pooled(chunk, &p.pool);
+                continue;
+            }
             if let Some(e) = self.error.take() {
                 return Poll::Ready(Err(e));
             }
             if self.eof {
                 return Poll::Ready(Ok(()));
             }
-            let fd = self.source.shared_fd().clone();
-            let Some(p) = self.pooled.as_mut() else {
-                unreachable!("poll_fill_pooled without the pooled mode")
-            };
             if p.recv.is_none() {
                 if p.starved {
                     ready!(p.pool.poll_free(cx));
                     p.starved = false;
                 }
-                p.recv = Some(Multishot::submit(RecvPool::new(fd, p.pool.clone())));
+                let fd = self.source.shared_fd().clone();
+                p.recv = Some(Multishot::submit(RecvPool::new(fd, p.inbox.clone())));
             }
             let recv = p.recv.as_mut().expect("armed just above");
             let Some((res, last)) = ready!(recv.poll_next(cx)) else {
@@ -83,31 +93,11 @@ impl<S: ReadSource> BufReader<S> {
             if last {
                 p.recv = None;
             }
-            let bid = completion_buffer(res.flags);
             match res.result {
-                Ok(len) if len > 0 => {
-                    let Some(bid) = bid else {
-                        self.error = Some(io::Error::other(
-                            "a pooled receive completed without naming its buffer",
-                        ));
-                        continue;
-                    };
-                    let pool = p.pool.clone();
-                    match pool.take(bid, len as usize) {
-                        Ok(chunk) => self.buf.push_pooled(chunk, &pool),
-                        Err(e) => self.error = Some(e),
-                    }
-                }
-                Ok(_) => {
-                    if let Some(bid) = bid {
-                        p.pool.recycle(bid);
-                    }
-                    self.eof = true;
-                }
+                // Its bytes are in the inbox.
+                Ok(len) if len > 0 => {}
+                Ok(_) => self.eof = true,
                 Err(e) => {
-                    if let Some(bid) = bid {
-                        p.pool.recycle(bid);
-                    }
                     match e.raw_os_error() {
                         // Out of buffers: grow, or wait for one to come back.
                         Some(libc::ENOBUFS) => p.starved = !p.pool.exhausted(),
