@@ -520,3 +520,36 @@ fn bundles_fill_several_buffers_per_completion() {
         .expect("test failed");
     });
 }
+
+#[test]
+fn refused_submissions_are_retried_without_losing_bytes() {
+    for (mode, config) in MODES {
+        eprintln!("mode {mode}");
+        let pool = config(PoolConfig::new().buffer_size(256).buffers(8).max_buffers(8));
+        let plan = uring_bufio::faults::FaultPlan::new(11).submit_error(libc::EAGAIN, 0.3);
+        within(LIMIT, move || {
+            let rt = Runtime::builder()
+                .pool(pool)
+                .faults(plan)
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let (a, b) = UnixStream::pair()?;
+                let data = stream_bytes(3, 100_000);
+                let sent = Bytes::from(data.clone());
+                let writer = spawn(async move { a.write_all(sent).await.0 });
+                let mut r = BufReader::pooled(b);
+                let mut got = Vec::new();
+                bounded("read_to_end", r.read_to_end(&mut got)).await?;
+                assert!(got == data, "bytes differ");
+                writer.await.expect("task")?;
+                drop(r);
+                assert_all_back(&rt.pool_stats().expect("pool"));
+                Ok::<_, io::Error>(())
+            })
+            .expect("test failed");
+            let refused = rt.fault_stats().submit_errors;
+            assert!(refused > 10, "only {refused} submissions refused");
+        });
+    }
+}
