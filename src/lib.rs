@@ -17,6 +17,10 @@
 //!   [`BufStream`](io::BufStream), with borrowed lines and records,
 //!   zero-copy frames through any tokio-util `Decoder`, and tokio's
 //!   `AsyncRead`/`AsyncBufRead`/`AsyncWrite`.
+//! * [`BufReader::pooled`](io::BufReader::pooled): for many mostly idle
+//!   connections, receives land in buffers the kernel picks from a pool
+//!   the runtime shares ([`PoolConfig`], [`Builder::pool`]) only when data
+//!   arrives, so an idle reader holds no buffer memory.
 //! * Sources: [`fs::File`], [`net`] (TCP and Unix sockets, split halves),
 //!   [`stdio`]. Their raw IO passes owned buffers in and out.
 //!

@@ -117,9 +117,12 @@ impl<S: ReadSource> BufReader<S> {
     /// data arrives, so 100,000 idle connections cost no buffer memory.
     ///
     /// On io_uring this is one multishot receive over a provided buffer ring
-    /// (Linux 6.0); on epoll a receive takes a pool buffer only once the
-    /// socket is readable. Every method works as in the ordinary mode, with
-    /// the same cancel safety:
+    /// (Linux 6.0), with incrementally consumed buffers (6.12) or receive
+    /// bundles (6.10) where the kernel has them
+    /// ([`PoolConfig::incremental`](crate::PoolConfig::incremental)); on
+    /// epoll a receive takes a pool buffer only once the socket is readable.
+    /// Every method works as in the ordinary mode, with the same cancel
+    /// safety:
     ///
     /// * `fill_buf` lends the received bytes where they lie in the pool
     ///   buffer, and a frame cut from it ([`frames`](BufReader::frames))
@@ -130,8 +133,10 @@ impl<S: ReadSource> BufReader<S> {
     /// * a record spanning two buffers is joined in a spill buffer holding
     ///   the unconsumed bytes and the next buffer's, freed once consumed;
     /// * a reader holds at most [`PoolConfig::per_reader`](crate::PoolConfig::per_reader)
-    ///   buffers received and not consumed: past it the receive is paused
-    ///   and the bytes wait in the socket until the caller reads on;
+    ///   completions received and not consumed (each one buffer, or a few
+    ///   with bundles), besides the buffer it lends from: past it the
+    ///   receive is paused and the bytes wait in the socket until the caller
+    ///   reads on;
     /// * when the pool runs dry it grows (up to its maximum) or the reader
     ///   waits for a buffer to come back; the connection stays up and no
     ///   byte is lost.
