@@ -14,6 +14,10 @@ use bytes::{Bytes, BytesMut};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 use uring_bufio::time::timeout;
 
+pub mod pool;
+pub mod records;
+pub mod trickle;
+
 /// Upper bound for a single operation that should finish at once; only a
 /// hang (a lost completion or wake-up) reaches it.
 pub const OP_LIMIT: Duration = Duration::from_secs(10);
@@ -209,5 +213,20 @@ impl Rng {
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True once in `n` times on average.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+
+    /// One of `items`.
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
     }
 }
