@@ -9,7 +9,6 @@ use bytes::{Bytes, BytesMut};
 
 use super::{addr, socket};
 use crate::driver::SharedFd;
-use crate::op::{self, Op};
 use crate::source::{self, ReadSource, WriteSink, sealed};
 
 /// A TCP socket listening for connections.
@@ -29,6 +28,9 @@ use crate::source::{self, ReadSource, WriteSink, sealed};
 pub struct TcpListener {
     /// The listening socket (blocking mode; io_uring waits for connections).
     fd: SharedFd,
+    /// The multishot accept serving every `accept` call, where the kernel
+    /// has it.
+    accepts: socket::Accepts,
 }
 
 impl TcpListener {
@@ -45,19 +47,45 @@ impl TcpListener {
     pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
         TcpListener {
             fd: SharedFd::new(OwnedFd::from(listener)),
+            accepts: socket::Accepts::default(),
         }
     }
 
-    /// Waits for a connection; returns it and the peer's address.
+    /// Waits for a connection; returns it and the peer's address. The new
+    /// socket is close-on-exec.
+    ///
+    /// Where the kernel has multishot accept (io_uring on Linux 5.19 and
+    /// later), one multishot accept, armed by the first call, serves every
+    /// call on this listener, also many at once from several tasks: the
+    /// kernel accepts connections as they come and queues them for the next
+    /// calls, up to 64; at that cap it stops (the rest wait in the listen
+    /// backlog) and starts again at the next call. The peer's address then
+    /// comes from `getpeername`; a connection the peer already reset has
+    /// none and is closed and skipped. Elsewhere (the epoll backend, older
+    /// kernels) each call is one single-shot accept; the result is the same.
     ///
     /// Cancel safe: if the future is dropped after the kernel accepted a
-    /// connection, that connection is closed, never leaked.
+    /// connection for it, that connection is closed, never leaked. With
+    /// multishot accept, dropping the last waiting `accept` future cancels
+    /// the multishot accept and closes the connections it had accepted for
+    /// the waiters; so does dropping or closing the listener.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, storage, len) = Op::submit(op::Accept::new(self.fd.clone())).await?;
-        let stream = TcpStream {
-            fd: SharedFd::new(fd),
-        };
-        Ok((stream, addr::socket_addr_from_raw(&storage, len)?))
+        loop {
+            let (fd, raw) = socket::accept(&self.fd, &self.accepts).await?;
+            let stream = TcpStream {
+                fd: SharedFd::new(fd),
+            };
+            let peer = match raw {
+                Some((storage, len)) => addr::socket_addr_from_raw(&storage, len),
+                None => stream.peer_addr(),
+            };
+            match peer {
+                Ok(peer) => return Ok((stream, peer)),
+                // Reset before we asked: no address, and nothing to serve.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The address the listener is bound to (with the port the kernel chose
@@ -66,10 +94,12 @@ impl TcpListener {
         socket::with_std(&self.fd, std::net::TcpListener::local_addr)
     }
 
-    /// Closes the listener once no accept is in flight, and reports errors
-    /// dropping would ignore.
+    /// Closes the listener once no accept is in flight (a multishot accept
+    /// is cancelled first), and reports errors dropping would ignore.
     pub async fn close(self) -> io::Result<()> {
-        source::close(self.fd).await
+        let TcpListener { fd, accepts } = self;
+        drop(accepts);
+        source::close(fd).await
     }
 }
 

@@ -11,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 
 use super::{addr, socket};
 use crate::driver::SharedFd;
-use crate::op::{self, Op};
 use crate::source::{self, ReadSource, WriteSink, sealed};
 
 /// A Unix domain socket listening for connections.
@@ -33,6 +32,9 @@ use crate::source::{self, ReadSource, WriteSink, sealed};
 pub struct UnixListener {
     /// The listening socket (blocking mode; io_uring waits for connections).
     fd: SharedFd,
+    /// The multishot accept serving every `accept` call, where the kernel
+    /// has it.
+    accepts: socket::Accepts,
 }
 
 impl UnixListener {
@@ -47,16 +49,29 @@ impl UnixListener {
     pub fn from_std(listener: std_unix::UnixListener) -> UnixListener {
         UnixListener {
             fd: SharedFd::new(OwnedFd::from(listener)),
+            accepts: socket::Accepts::default(),
         }
     }
 
     /// Waits for a connection; returns it and the peer's address (usually
-    /// unnamed: clients rarely bind).
+    /// unnamed: clients rarely bind). The new socket is close-on-exec.
+    ///
+    /// Where the kernel has multishot accept (io_uring on Linux 5.19 and
+    /// later), one multishot accept, armed by the first call, serves every
+    /// call on this listener, also many at once from several tasks: the
+    /// kernel accepts connections as they come and queues them for the next
+    /// calls, up to 64; at that cap it stops (the rest wait in the listen
+    /// backlog) and starts again at the next call. Elsewhere (the epoll
+    /// backend, older kernels) each call is one single-shot accept; the
+    /// result is the same.
     ///
     /// Cancel safe: if the future is dropped after the kernel accepted a
-    /// connection, that connection is closed, never leaked.
+    /// connection for it, that connection is closed, never leaked. With
+    /// multishot accept, dropping the last waiting `accept` future cancels
+    /// the multishot accept and closes the connections it had accepted for
+    /// the waiters; so does dropping or closing the listener.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (fd, _, _) = Op::submit(op::Accept::new(self.fd.clone())).await?;
+        let (fd, _) = socket::accept(&self.fd, &self.accepts).await?;
         let stream = UnixStream {
             fd: SharedFd::new(fd),
         };
@@ -70,10 +85,13 @@ impl UnixListener {
         socket::with_std(&self.fd, std_unix::UnixListener::local_addr)
     }
 
-    /// Closes the listener once no accept is in flight, and reports errors
-    /// dropping would ignore. The socket file stays; remove it yourself.
+    /// Closes the listener once no accept is in flight (a multishot accept
+    /// is cancelled first), and reports errors dropping would ignore. The
+    /// socket file stays; remove it yourself.
     pub async fn close(self) -> io::Result<()> {
-        source::close(self.fd).await
+        let UnixListener { fd, accepts } = self;
+        drop(accepts);
+        source::close(fd).await
     }
 }
 

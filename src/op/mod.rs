@@ -12,6 +12,7 @@
 //! so the driver builds it itself (`driver/mod.rs`).
 
 mod accept;
+mod accept_multi;
 mod close;
 mod connect;
 mod fsync;
@@ -38,6 +39,7 @@ use io_uring::squeue;
 use crate::driver::{self, Attempt, CqeResult, Driver, Interest, OpId, Owned};
 
 pub(crate) use accept::Accept;
+pub(crate) use accept_multi::AcceptMulti;
 pub(crate) use close::Close;
 pub(crate) use connect::Connect;
 pub(crate) use fsync::Fsync;
