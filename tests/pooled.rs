@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::{Rng, bounded, within};
-use uring_bufio::io::{BufReader, BufWriter};
+use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 use uring_bufio::time::{sleep, timeout};
 use uring_bufio::{PoolConfig, PoolStats, Runtime, spawn};
@@ -552,4 +552,46 @@ fn refused_submissions_are_retried_without_losing_bytes() {
             assert!(refused > 10, "only {refused} submissions refused");
         });
     }
+}
+
+#[test]
+fn buf_stream_pooled_echoes_and_a_file_reads_the_ordinary_way() {
+    let stats = run_pooled(PoolConfig::new().buffer_size(128).buffers(4), || async {
+        let (a, b) = UnixStream::pair()?;
+        let echo = spawn(async move {
+            let mut s = BufStream::pooled(b);
+            while let Some(line) = s.reader().next_line().await? {
+                let reply = line.to_ascii_uppercase();
+                s.write_all(&reply).await?;
+                s.write_all(b"\n").await?;
+            }
+            assert!(s.reader().is_pooled());
+            s.shutdown().await
+        });
+        let mut c = BufStream::new(a);
+        let mut want = Vec::new();
+        for i in 0..200 {
+            let line = format!("line {i} {}", "q".repeat(i));
+            c.write_all(line.as_bytes()).await?;
+            c.write_all(b"\n").await?;
+            want.push(line.to_ascii_uppercase().into_bytes());
+        }
+        c.shutdown().await?;
+        for w in want {
+            let got = bounded("next_line", c.reader().next_line()).await?;
+            assert_eq!(got, Some(&w[..]));
+        }
+        assert_eq!(c.reader().next_line().await?, None);
+        echo.await.expect("task")?;
+        // Not a socket: `pooled` reads a file the ordinary way.
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"one\ntwo\n")?;
+        let mut r = BufReader::pooled(uring_bufio::fs::File::open(&path).await?);
+        assert_eq!(r.next_line().await?, Some(&b"one"[..]));
+        assert_eq!(r.next_line().await?, Some(&b"two"[..]));
+        assert!(!r.is_pooled());
+        Ok(())
+    });
+    assert_all_back(&stats);
 }

@@ -50,6 +50,16 @@ impl<S: ReadSource + WriteSink> BufStream<S> {
         }
     }
 
+    /// A stream whose reading side is [`BufReader::pooled`]: receives land
+    /// in buffers the kernel picks from the runtime's pool when data
+    /// arrives, so an idle stream holds no read buffer (its write buffer,
+    /// 64 KiB, is taken at the first write).
+    pub fn pooled(stream: S) -> BufStream<S> {
+        BufStream {
+            inner: BufReader::pooled(BufWriter::new(stream)),
+        }
+    }
+
     /// A stream reading `read_capacity` bytes at a time and accepting
     /// `write_capacity` bytes before `write` waits.
     pub fn with_capacity(read_capacity: usize, write_capacity: usize, stream: S) -> BufStream<S> {
