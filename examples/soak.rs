@@ -7,17 +7,19 @@
 //!
 //! `cargo run --release --example soak -- [minutes] [connections] [ring entries]`
 //! (defaults 1, 10000, 8; minutes may be fractional; `URING_BUFIO_DRIVER=epoll`
-//! runs it on epoll).
+//! runs it on epoll; `SOAK_POOLED=1` makes the server read with
+//! `BufStream::pooled` from a pool of 256 to 1024 buffers of 4 KiB and print
+//! the pool's counters at the end).
 
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use uring_bufio::Runtime;
 use uring_bufio::io::BufStream;
 use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::time::{sleep, timeout};
+use uring_bufio::{PoolConfig, Runtime};
 
 /// Counters shared by every task (one thread: plain cells).
 #[derive(Default)]
@@ -96,9 +98,14 @@ impl Rng {
     }
 }
 
-/// Echoes lines until the client goes away.
-async fn echo(socket: TcpStream) -> io::Result<()> {
-    let mut s = BufStream::with_capacity(4096, 4096, socket);
+/// Echoes lines until the client goes away; `pooled` reads with buffers
+/// from the runtime's pool.
+async fn echo(socket: TcpStream, pooled: bool) -> io::Result<()> {
+    let mut s = if pooled {
+        BufStream::pooled(socket)
+    } else {
+        BufStream::with_capacity(4096, 4096, socket)
+    };
     while let Some(line) = s.next_line().await? {
         let reply = [line, b"\n"].concat();
         s.write_all(&reply).await?;
@@ -202,7 +209,17 @@ fn args() -> Args {
 fn server(a: &Args) -> io::Result<()> {
     raise_fd_limit(a.conns + 100);
     let (fd_start, rss_start) = (fd_count(), rss_kib());
-    let rt = Runtime::builder().entries(a.entries).build()?;
+    let pooled = std::env::var_os("SOAK_POOLED").is_some();
+    let rt = Runtime::builder()
+        .entries(a.entries)
+        .pool(
+            PoolConfig::new()
+                .buffer_size(4096)
+                .buffers(256)
+                .max_buffers(1024)
+                .per_reader(4),
+        )
+        .build()?;
     rt.block_on(async {
         let listener = Rc::new(TcpListener::bind("127.0.0.1:0")?);
         println!("PORT {}", listener.local_addr()?.port());
@@ -215,7 +232,7 @@ fn server(a: &Args) -> io::Result<()> {
                     loop {
                         if let Ok((socket, _)) = listener.accept().await {
                             uring_bufio::spawn(async move {
-                                let _ = echo(socket).await;
+                                let _ = echo(socket, pooled).await;
                             });
                         }
                     }
@@ -232,6 +249,20 @@ fn server(a: &Args) -> io::Result<()> {
         }
         Ok::<_, io::Error>(())
     })?;
+    if let Some(stats) = rt.pool_stats() {
+        println!(
+            "server pool at the end: {} buffers of {} B, {} free, {} out, exhausted {} times, grown {} times, {} receives ({} bundled, {} partial)",
+            stats.buffers,
+            stats.buffer_size,
+            stats.free,
+            stats.out,
+            stats.exhausted,
+            stats.grown,
+            stats.receives,
+            stats.bundled,
+            stats.partial
+        );
+    }
     drop(rt);
     println!(
         "server: fds {fd_start} before the runtime, {} after it was dropped; RSS {rss_start} KiB at start, {} KiB at end",
