@@ -86,11 +86,11 @@ fn trickled_socket_matches_std_pooled() {
     trickled_socket(Mode::Pooled(64));
 }
 
-/// See [`trickled_socket`]: pooled, 4 KiB pool buffers (most lines lie
-/// inside one buffer and are lent from it).
+/// See [`trickled_socket`]: pooled, 4 KiB pool buffers taken whole by
+/// each receive (most lines lie inside one buffer and are lent from it).
 #[test]
-fn trickled_socket_matches_std_pooled_4k() {
-    trickled_socket(Mode::Pooled(4096));
+fn trickled_socket_matches_std_pooled_whole_4k() {
+    trickled_socket(Mode::PooledWhole(4096));
 }
 
 /// `read_exact` of random sizes (up to four times the capacity) on a
@@ -140,6 +140,13 @@ fn read_exact_random_sizes_on_trickled_socket() {
 #[test]
 fn read_exact_random_sizes_on_trickled_socket_pooled() {
     read_exact_random_sizes(Mode::Pooled(256));
+}
+
+/// See [`read_exact_random_sizes`]: pooled, 1000-byte pool buffers taken
+/// whole.
+#[test]
+fn read_exact_random_sizes_on_trickled_socket_pooled_whole() {
+    read_exact_random_sizes(Mode::PooledWhole(1000));
 }
 
 /// `fill_at_least(n)` with `n` far above the capacity returns at least `n`

@@ -1,56 +1,31 @@
 //! `BufReader::frames` and tokio-util codecs over `BufReader`, on real
-//! sockets and io_uring: frames arrive byte-exact whatever the chunking of
-//! the stream, are cut out of the reader's own buffer without a copy, and
-//! limits and truncated streams are errors.
+//! sockets, in both modes (ordinary readers, and pooled readers whose
+//! small pool buffers make frames span buffers), on io_uring and, with
+//! `URING_BUFIO_DRIVER=epoll`, on epoll: frames arrive byte-exact whatever
+//! the chunking of the stream, are cut out of the reader's own buffer (or
+//! the pool buffer) without a copy, and limits and truncated streams are
+//! errors. A pooled test ends with every pool buffer back.
 
-use std::future::Future;
+mod support;
+
 use std::io::{self, ErrorKind};
 use std::net::Shutdown;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use futures_util::StreamExt;
+use support::Rng;
+use support::pool::{Mode, run_mode};
+use support::trickle::{Feed, trickled};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LinesCodec};
-use uring_bufio::Runtime;
 use uring_bufio::io::BufReader;
-use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
-use uring_bufio::time::{sleep, timeout};
+use uring_bufio::net::UnixStream;
 
 /// Upper bound for one test's IO, so a hang fails instead of stalling.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Runs `f` on a fresh runtime, failing if it takes longer than [`LIMIT`].
-fn run<F: Future<Output = io::Result<()>>>(f: F) {
-    let rt = Runtime::new().expect("io_uring runtime");
-    let res = rt.block_on(async { timeout(LIMIT, f).await });
-    res.expect("test timed out").expect("test failed");
-}
-
-/// xorshift64: reproducible randomness from a seed printed on failure.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// Random binary bytes.
-fn noise(rng: &mut Rng, len: usize) -> Vec<u8> {
-    (0..len).map(|_| rng.next() as u8).collect()
-}
+/// Largest chunk the trickling peer sends at once.
+const CHUNK: usize = 3000;
 
 /// `payloads` as `LengthDelimitedCodec` frames: a 4-byte big-endian length,
 /// then the bytes.
@@ -63,98 +38,13 @@ fn encode(payloads: &[Vec<u8>]) -> Vec<u8> {
     wire
 }
 
-/// Which writer feeds a socket.
-#[derive(Clone, Copy, Debug)]
-enum Feed {
-    /// A task on the reader's runtime, writing with `net::TcpStream`.
-    Task,
-    /// A std thread writing with `std::net::TcpStream`.
-    Thread,
-}
-
-/// The peer writing into a socket.
-enum Writer {
-    Task(uring_bufio::JoinHandle<io::Result<()>>),
-    Thread(std::thread::JoinHandle<io::Result<()>>),
-}
-
-impl Writer {
-    /// Waits for the writer and returns its result.
-    async fn finish(self) -> io::Result<()> {
-        match self {
-            Writer::Task(h) => h.await?,
-            Writer::Thread(t) => t.join().expect("writer thread panicked"),
-        }
-    }
-}
-
-/// Chunks (size, pause in µs) to send `len` bytes in: sizes at random up to
-/// 8, 256 or `largest` bytes; a pause of 0..2 ms after one chunk in four.
-fn schedule(rng: &mut Rng, len: usize, largest: usize) -> Vec<(usize, u64)> {
-    let mut plan = Vec::new();
-    let mut left = len;
-    while left > 0 {
-        let top = [8, 256, largest, largest][rng.below(4)].min(largest);
-        let n = (1 + rng.below(top)).min(left);
-        let pause = if rng.below(4) == 0 {
-            rng.below(2000) as u64
-        } else {
-            0
-        };
-        plan.push((n, pause));
-        left -= n;
-    }
-    plan
-}
-
-/// A connected TCP socket on 127.0.0.1 whose peer sends `data` in the
-/// chunks of [`schedule`], then shuts down writing.
-async fn trickled(data: &[u8], seed: u64, feed: Feed) -> io::Result<(TcpStream, Writer)> {
-    let plan = schedule(&mut Rng::new(seed), data.len(), 3000);
-    let data = Bytes::copy_from_slice(data);
-    match feed {
-        Feed::Task => {
-            let listener = TcpListener::bind("127.0.0.1:0")?;
-            let client = TcpStream::connect(listener.local_addr()?).await?;
-            let (server, _) = listener.accept().await?;
-            client.set_nodelay(true)?;
-            let task = uring_bufio::spawn(async move {
-                let mut at = 0;
-                for (n, pause) in plan {
-                    client.write_all(data.slice(at..at + n)).await.0?;
-                    at += n;
-                    sleep(Duration::from_micros(pause)).await;
-                }
-                client.shutdown(Shutdown::Write).await
-            });
-            Ok((server, Writer::Task(task)))
-        }
-        Feed::Thread => {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let mut client = std::net::TcpStream::connect(listener.local_addr()?)?;
-            let (server, _) = listener.accept()?;
-            client.set_nodelay(true)?;
-            let thread = std::thread::spawn(move || {
-                let mut at = 0;
-                for (n, pause) in plan {
-                    io::Write::write_all(&mut client, &data[at..at + n])?;
-                    at += n;
-                    std::thread::sleep(Duration::from_micros(pause));
-                }
-                client.shutdown(Shutdown::Write)
-            });
-            Ok((TcpStream::from_std(server), Writer::Thread(thread)))
-        }
-    }
-}
-
 /// Length-delimited frames of random sizes (0..5000 bytes) sent in random
 /// chunks with pauses, by a task or a std thread: `frames()` yields each
 /// payload exactly, in order, through buffers of 512 bytes, 4 KiB and the
-/// default, and then ends (and stays ended).
-#[test]
-fn length_delimited_frames_over_trickled_socket() {
-    run(async {
+/// default (pooled: through the pool's buffers), and then ends (and stays
+/// ended).
+fn length_delimited_frames(mode: Mode) {
+    run_mode(mode, LIMIT, async {
         let mut seed = 800;
         for feed in [Feed::Task, Feed::Thread] {
             for cap in [Some(512), Some(4096), None] {
@@ -163,17 +53,14 @@ fn length_delimited_frames_over_trickled_socket() {
                 let payloads: Vec<Vec<u8>> = (0..60)
                     .map(|_| {
                         let len = rng.below(5000);
-                        noise(&mut rng, len)
+                        rng.bytes(len)
                     })
                     .collect();
-                let (socket, writer) = trickled(&encode(&payloads), seed, feed).await?;
-                let reader = match cap {
-                    Some(cap) => BufReader::with_capacity(cap, socket),
-                    None => BufReader::new(socket),
-                };
-                let mut frames = reader.frames(LengthDelimitedCodec::new());
+                let (socket, writer) = trickled(&encode(&payloads), seed, CHUNK, feed).await?;
+                let mut frames = mode.reader(socket, cap).frames(LengthDelimitedCodec::new());
                 for (i, p) in payloads.iter().enumerate() {
-                    let ctx = format!("seed {seed}, {feed:?}, capacity {cap:?}, frame {i}");
+                    let ctx =
+                        format!("{mode:?}, seed {seed}, {feed:?}, capacity {cap:?}, frame {i}");
                     let frame = frames
                         .next()
                         .await
@@ -193,11 +80,30 @@ fn length_delimited_frames_over_trickled_socket() {
                     frames.next().await.is_none(),
                     "seed {seed}: ended stays ended"
                 );
+                mode.assert_reader(frames.get_ref());
                 writer.finish().await?;
             }
         }
         Ok(())
     });
+}
+
+/// See [`length_delimited_frames`].
+#[test]
+fn length_delimited_frames_over_trickled_socket() {
+    length_delimited_frames(Mode::Plain);
+}
+
+/// See [`length_delimited_frames`]: pooled, 512-byte pool buffers.
+#[test]
+fn length_delimited_frames_over_trickled_socket_pooled() {
+    length_delimited_frames(Mode::Pooled(512));
+}
+
+/// See [`length_delimited_frames`]: pooled, 4 KiB pool buffers taken whole.
+#[test]
+fn length_delimited_frames_over_trickled_socket_pooled_whole() {
+    length_delimited_frames(Mode::PooledWhole(4096));
 }
 
 /// Random text lines (0..300 bytes, `\n` or `\r\n`), ending with or without
@@ -223,34 +129,45 @@ fn lines_text(rng: &mut Rng, count: usize, final_newline: bool) -> (Vec<u8>, Vec
 
 /// tokio-util's `FramedRead` with `LinesCodec`, reading through `BufReader`'s
 /// `AsyncRead` from a trickled socket, yields exactly the lines sent.
-#[test]
-fn framed_read_lines_codec_over_buf_reader() {
-    run(async {
+fn framed_read_lines(mode: Mode) {
+    run_mode(mode, LIMIT, async {
         for (seed, feed, cap) in [
             (821, Feed::Task, 64),
             (822, Feed::Thread, 64),
             (823, Feed::Task, 8192),
         ] {
             let (data, want) = lines_text(&mut Rng::new(seed), 800, seed % 2 == 0);
-            let (socket, writer) = trickled(&data, seed, feed).await?;
-            let mut framed =
-                FramedRead::new(BufReader::with_capacity(cap, socket), LinesCodec::new());
+            let (socket, writer) = trickled(&data, seed, CHUNK, feed).await?;
+            let mut framed = FramedRead::new(mode.reader(socket, Some(cap)), LinesCodec::new());
             for (i, line) in want.iter().enumerate() {
                 let got = framed.next().await.expect("a line");
                 let got = got.unwrap_or_else(|e| panic!("seed {seed}, line {i}: {e}"));
                 assert_eq!(
                     &got, line,
-                    "seed {seed}, {feed:?}, capacity {cap}, line {i}"
+                    "{mode:?}, seed {seed}, {feed:?}, capacity {cap}, line {i}"
                 );
             }
             assert!(
                 framed.next().await.is_none(),
                 "seed {seed}: lines after the last"
             );
+            mode.assert_reader(framed.get_ref());
             writer.finish().await?;
         }
         Ok(())
     });
+}
+
+/// See [`framed_read_lines`].
+#[test]
+fn framed_read_lines_codec_over_buf_reader() {
+    framed_read_lines(Mode::Plain);
+}
+
+/// See [`framed_read_lines`]: pooled, 64-byte pool buffers.
+#[test]
+fn framed_read_lines_codec_over_buf_reader_pooled() {
+    framed_read_lines(Mode::Pooled(64));
 }
 
 /// Frames are cut out of the reader's own buffer, not copied: of frames
@@ -258,28 +175,29 @@ fn framed_read_lines_codec_over_buf_reader() {
 /// previous one ends, and the reader's unconsumed bytes start right where
 /// the last one taken ends. (A decoder run on a copy, or frames copied into
 /// their own allocations, cannot satisfy both.) `into_parts` then gives the
-/// reader with exactly the bytes after that frame.
-#[test]
-fn frames_are_cut_from_the_readers_buffer_without_copy() {
-    run(async {
+/// reader with exactly the bytes after that frame. Pooled, with 4 KiB pool
+/// buffers, the frames are cut out of the pool buffer the bytes landed in.
+fn frames_cut_without_copy(mode: Mode) {
+    run_mode(mode, LIMIT, async {
         let (a, b) = UnixStream::pair()?;
         let mut rng = Rng::new(830);
         let payloads: Vec<Vec<u8>> = [100, 333, 1, 2048, 7, 50]
             .into_iter()
-            .map(|n| noise(&mut rng, n))
+            .map(|n| rng.bytes(n))
             .collect();
         let wire = encode(&payloads);
         a.write_all(wire.clone()).await.0?;
         let (read_half, _write_half) = b.into_split();
-        let mut frames =
-            BufReader::with_capacity(64 * 1024, read_half).frames(LengthDelimitedCodec::new());
+        let mut frames = mode
+            .reader(read_half, Some(64 * 1024))
+            .frames(LengthDelimitedCodec::new());
         let mut taken = Vec::new();
         for (i, p) in payloads[..5].iter().enumerate() {
             let frame = frames.next().await.expect("a frame")?;
             assert_eq!(&frame[..], &p[..], "frame {i}");
             if let Some(prev) = taken
                 .last()
-                .map(|f: &bytes::BytesMut| f.as_ptr() as usize + f.len())
+                .map(|f: &BytesMut| f.as_ptr() as usize + f.len())
             {
                 assert_eq!(
                     frame.as_ptr() as usize,
@@ -299,26 +217,47 @@ fn frames_are_cut_from_the_readers_buffer_without_copy() {
         );
         let tail = &wire[wire.len() - 54..];
         assert_eq!(rest, tail, "the reader holds exactly the last frame");
+        mode.assert_reader(frames.get_ref());
         let (mut reader, _codec) = frames.into_parts();
         a.shutdown(Shutdown::Write).await?;
         let mut left = Vec::new();
         reader.read_to_end(&mut left).await?;
         assert_eq!(left, tail, "into_parts gives the reader with what follows");
+        for (i, (frame, p)) in taken.iter().zip(&payloads).enumerate() {
+            assert_eq!(&frame[..], &p[..], "frame {i} after its buffer went back");
+        }
         Ok(())
     });
+}
+
+/// See [`frames_cut_without_copy`].
+#[test]
+fn frames_are_cut_from_the_readers_buffer_without_copy() {
+    frames_cut_without_copy(Mode::Plain);
+}
+
+/// See [`frames_cut_without_copy`]: pooled, 4 KiB pool buffers.
+#[test]
+fn frames_are_cut_from_the_pool_buffer_without_copy() {
+    frames_cut_without_copy(Mode::Pooled(4096));
+}
+
+/// See [`frames_cut_without_copy`]: pooled, 4 KiB pool buffers taken whole.
+#[test]
+fn frames_are_cut_from_the_whole_pool_buffer_without_copy() {
+    frames_cut_without_copy(Mode::PooledWhole(4096));
 }
 
 /// More than `max_frame_len` bytes waiting for one frame is `InvalidData`,
 /// after which the stream ends: here a "line" of 5000 bytes with a maximum
 /// of 1000 (`LinesCodec` only looks, it reserves nothing).
-#[test]
-fn frame_over_max_frame_len_is_invalid_data() {
-    run(async {
+fn frame_over_max(mode: Mode) {
+    run_mode(mode, LIMIT, async {
         let (a, b) = UnixStream::pair()?;
         a.write_all([&b"ok\n"[..], &[b'y'; 5000], b"\n"].concat())
             .await
             .0?;
-        let mut frames = BufReader::with_capacity(256, b).frames(LinesCodec::new());
+        let mut frames = mode.reader(b, Some(256)).frames(LinesCodec::new());
         frames.set_max_frame_len(1000);
         assert_eq!(frames.max_frame_len(), 1000);
         let first = frames.next().await.expect("a line");
@@ -336,19 +275,34 @@ fn frame_over_max_frame_len_is_invalid_data() {
             frames.next().await.is_none(),
             "the stream ends after an error"
         );
+        mode.assert_reader(frames.get_ref());
         Ok(())
     });
+}
+
+/// See [`frame_over_max`].
+#[test]
+fn frame_over_max_frame_len_is_invalid_data() {
+    frame_over_max(Mode::Plain);
+}
+
+/// See [`frame_over_max`]: pooled, 256-byte pool buffers (the limit is
+/// reached across several of them, in the spill buffer).
+#[test]
+fn frame_over_max_frame_len_is_invalid_data_pooled() {
+    frame_over_max(Mode::Pooled(256));
 }
 
 /// The same limit holds for `LengthDelimitedCodec`, whose header makes it
 /// reserve room for the whole announced frame: a 5000-byte frame with a
 /// maximum of 1000 is `InvalidData`, not a frame.
-#[test]
-fn length_delimited_frame_over_max_frame_len_is_invalid_data() {
-    run(async {
+fn length_delimited_over_max(mode: Mode) {
+    run_mode(mode, LIMIT, async {
         let (a, b) = UnixStream::pair()?;
         a.write_all(encode(&[vec![1; 10], vec![2; 5000]])).await.0?;
-        let mut frames = BufReader::with_capacity(256, b).frames(LengthDelimitedCodec::new());
+        let mut frames = mode
+            .reader(b, Some(256))
+            .frames(LengthDelimitedCodec::new());
         frames.set_max_frame_len(1000);
         assert_eq!(&frames.next().await.expect("frame")?[..], &[1; 10]);
         let res = frames.next().await.expect("an item").map(|f| f.len());
@@ -361,20 +315,40 @@ fn length_delimited_frame_over_max_frame_len_is_invalid_data() {
             frames.next().await.is_none(),
             "the stream ends after an error"
         );
+        mode.assert_reader(frames.get_ref());
         Ok(())
     });
 }
 
+/// See [`length_delimited_over_max`].
+#[test]
+fn length_delimited_frame_over_max_frame_len_is_invalid_data() {
+    length_delimited_over_max(Mode::Plain);
+}
+
+/// See [`length_delimited_over_max`]: pooled, 256-byte pool buffers (the
+/// codec reserves room for 5000 bytes in what is a pool buffer).
+#[test]
+fn length_delimited_frame_over_max_frame_len_is_invalid_data_pooled() {
+    length_delimited_over_max(Mode::Pooled(256));
+}
+
+/// See [`length_delimited_over_max`]: pooled, 256-byte pool buffers taken
+/// whole.
+#[test]
+fn length_delimited_frame_over_max_frame_len_is_invalid_data_pooled_whole() {
+    length_delimited_over_max(Mode::PooledWhole(256));
+}
+
 /// A stream that ends inside a frame yields the complete frames, then an
 /// error (`decode_eof` finds bytes left), then the end.
-#[test]
-fn truncated_frame_at_end_of_stream_is_an_error() {
-    run(async {
+fn truncated_frame(mode: Mode) {
+    run_mode(mode, LIMIT, async {
         let (a, b) = UnixStream::pair()?;
         let wire = encode(&[vec![3; 10], vec![4; 100]]);
         a.write_all(wire[..wire.len() - 30].to_vec()).await.0?;
         a.shutdown(Shutdown::Write).await?;
-        let mut frames = BufReader::with_capacity(16, b).frames(LengthDelimitedCodec::new());
+        let mut frames = mode.reader(b, Some(16)).frames(LengthDelimitedCodec::new());
         assert_eq!(&frames.next().await.expect("frame")?[..], &[3; 10]);
         assert!(
             frames.next().await.expect("an item").is_err(),
@@ -384,6 +358,19 @@ fn truncated_frame_at_end_of_stream_is_an_error() {
             frames.next().await.is_none(),
             "the stream ends after an error"
         );
+        mode.assert_reader(frames.get_ref());
         Ok(())
     });
+}
+
+/// See [`truncated_frame`].
+#[test]
+fn truncated_frame_at_end_of_stream_is_an_error() {
+    truncated_frame(Mode::Plain);
+}
+
+/// See [`truncated_frame`]: pooled, 64-byte pool buffers.
+#[test]
+fn truncated_frame_at_end_of_stream_is_an_error_pooled() {
+    truncated_frame(Mode::Pooled(64));
 }

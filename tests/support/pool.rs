@@ -20,8 +20,13 @@ pub enum Mode {
     /// `BufReader::with_capacity` (or `new`): the reader's own buffer.
     Plain,
     /// `BufReader::pooled` on a runtime whose pool buffers hold this many
-    /// bytes (see [`pool_config`]).
+    /// bytes (see [`pool_config`]); the kernel's incremental buffer
+    /// consumption on where it has it, so receives share a buffer.
     Pooled(usize),
+    /// As `Pooled`, with incremental consumption off: every receive takes
+    /// whole buffers (bundles of them where the kernel has them). The same
+    /// as `Pooled` on epoll.
+    PooledWhole(usize),
 }
 
 /// How long returned buffers may take to reach the pool after the test
@@ -43,7 +48,7 @@ pub fn pool_config(size: usize) -> PoolConfig {
 impl Mode {
     /// Whether readers are pooled.
     pub fn is_pooled(self) -> bool {
-        matches!(self, Mode::Pooled(_))
+        matches!(self, Mode::Pooled(_) | Mode::PooledWhole(_))
     }
 
     /// A runtime for this mode (with its pool configured when pooled).
@@ -54,6 +59,10 @@ impl Mode {
                 .pool(pool_config(size))
                 .build()
                 .expect("runtime with a pool"),
+            Mode::PooledWhole(size) => Runtime::builder()
+                .pool(pool_config(size).incremental(false))
+                .build()
+                .expect("runtime with a pool"),
         }
     }
 
@@ -61,9 +70,9 @@ impl Mode {
     /// default if `None`); pooled, `cap` does not apply.
     pub fn reader<S: ReadSource>(self, source: S, cap: Option<usize>) -> BufReader<S> {
         match (self, cap) {
-            (Mode::Pooled(_), _) => BufReader::pooled(source),
             (Mode::Plain, Some(cap)) => BufReader::with_capacity(cap, source),
             (Mode::Plain, None) => BufReader::new(source),
+            (_, _) => BufReader::pooled(source),
         }
     }
 }
