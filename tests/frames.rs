@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::io::{self, ErrorKind};
+use std::io::ErrorKind;
 use std::net::Shutdown;
 use std::time::Duration;
 
@@ -18,7 +18,6 @@ use support::Rng;
 use support::pool::{Mode, run_mode};
 use support::trickle::{Feed, trickled};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LinesCodec};
-use uring_bufio::io::BufReader;
 use uring_bufio::net::UnixStream;
 
 /// Upper bound for one test's IO, so a hang fails instead of stalling.
