@@ -1,6 +1,10 @@
 //! The crate's buffered types under tokio's traits, driven by the crate's
 //! own runtime: tokio's extension methods, `tokio::io::copy`/`copy_buf` and
-//! tokio-util codecs must see exactly the bytes that were sent.
+//! tokio-util codecs must see exactly the bytes that were sent, through
+//! ordinary readers and through pooled ones (`BufReader::pooled`, small
+//! pool buffers; every pool buffer back at the end).
+
+mod support;
 
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
@@ -11,11 +15,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use support::Rng;
+use support::pool::{Mode, run_mode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::{
     Framed, FramedRead, FramedWrite, LengthDelimitedCodec, LinesCodec, LinesCodecError,
 };
-use uring_bufio::Runtime;
 use uring_bufio::fs::File;
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
@@ -23,29 +28,15 @@ use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 /// Longest any test body may run: only a hang reaches it.
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// xorshift64: reproducible test data without extra crates.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// A number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// Runs `body` on a fresh runtime under [`LIMIT`]; errors and hangs fail.
+fn run(body: impl Future<Output = io::Result<()>>) {
+    run_in(Mode::Plain, body);
 }
 
-/// Runs `body` on a fresh runtime under [`LIMIT`]; errors and hangs fail.
-/// A body that spins without ever yielding (so the timeout cannot fire)
-/// aborts the test binary a little later.
-fn run(body: impl Future<Output = io::Result<()>>) {
+/// As [`run`], on a runtime for `mode` (pooled: every pool buffer must be
+/// back at the end). A body that spins without ever yielding (so the
+/// timeout cannot fire) aborts the test binary a little later.
+fn run_in(mode: Mode, body: impl Future<Output = io::Result<()>>) {
     let (done, rx) = mpsc::channel::<()>();
     let name = thread::current().name().unwrap_or("test").to_string();
     thread::spawn(move || {
@@ -54,9 +45,7 @@ fn run(body: impl Future<Output = io::Result<()>>) {
             std::process::abort();
         }
     });
-    let rt = Runtime::new().expect("runtime");
-    let res = rt.block_on(uring_bufio::time::timeout(LIMIT, body));
-    res.expect("test body hung").expect("test body failed");
+    run_mode(mode, LIMIT, body);
     drop(done);
 }
 
@@ -89,7 +78,7 @@ fn unix_with_std_peer() -> (UnixStream, StdUnix) {
 /// pauses so that reads see partial records, then closing.
 fn feed(mut s: impl Write + Send + 'static, data: Vec<u8>, max: usize) -> thread::JoinHandle<()> {
     thread::spawn(move || {
-        let mut rng = Rng(data.len() as u64 | 1);
+        let mut rng = Rng::new(data.len() as u64 | 1);
         let mut rest = &data[..];
         while !rest.is_empty() {
             let (piece, tail) = rest.split_at((1 + rng.below(max)).min(rest.len()));
@@ -105,18 +94,18 @@ fn feed(mut s: impl Write + Send + 'static, data: Vec<u8>, max: usize) -> thread
 /// tokio's `read_line` (newline kept) and `lines` (`\n` and `\r\n` cut) on a
 /// `BufReader<TcpStream>` whose 16-byte reads split every line, including a
 /// 1000-byte one, an empty one and a last one without a newline.
-#[test]
-fn tokio_read_line_and_lines_over_buf_reader_tcp() {
+fn read_line_and_lines(mode: Mode) {
     let long = "x".repeat(1000);
     let text = format!("first line\nsecond\r\n\n{long}\nlast, no newline");
-    run(async {
+    run_in(mode, async {
         let (client, peer) = tcp_with_std_peer().await?;
         let writer = feed(peer, text.clone().into_bytes(), 7);
-        let mut r = BufReader::with_capacity(16, client);
+        let mut r = mode.reader(client, Some(16));
         let mut line = String::new();
         assert_eq!(AsyncBufReadExt::read_line(&mut r, &mut line).await?, 11);
         assert_eq!(AsyncBufReadExt::read_line(&mut r, &mut line).await?, 8);
         assert_eq!(line, "first line\nsecond\r\n");
+        mode.assert_reader(&r);
         let mut lines = AsyncBufReadExt::lines(r);
         let mut rest = Vec::new();
         while let Some(l) = lines.next_line().await? {
@@ -128,16 +117,27 @@ fn tokio_read_line_and_lines_over_buf_reader_tcp() {
     });
 }
 
+/// See [`read_line_and_lines`].
+#[test]
+fn tokio_read_line_and_lines_over_buf_reader_tcp() {
+    read_line_and_lines(Mode::Plain);
+}
+
+/// See [`read_line_and_lines`]: pooled, 64-byte pool buffers.
+#[test]
+fn tokio_read_line_and_lines_over_buf_reader_tcp_pooled() {
+    read_line_and_lines(Mode::Pooled(64));
+}
+
 /// tokio's `read_exact` and `read_to_end` over a `BufReader<UnixStream>`
 /// with a 1000-byte buffer return the stream exactly; `read_exact` past the
 /// end is `UnexpectedEof`.
-#[test]
-fn tokio_read_exact_and_read_to_end() {
-    let data = Rng(1).bytes(300_000);
-    run(async {
+fn read_exact_and_read_to_end(mode: Mode) {
+    let data = Rng::new(1).bytes(300_000);
+    run_in(mode, async {
         let (a, peer) = unix_with_std_peer();
         let writer = feed(peer, data.clone(), 5000);
-        let mut r = BufReader::with_capacity(1000, a);
+        let mut r = mode.reader(a, Some(1000));
         let (mut head, mut mid, mut rest) = (vec![0; 10], vec![0; 5000], Vec::new());
         AsyncReadExt::read_exact(&mut r, &mut head).await?;
         AsyncReadExt::read_exact(&mut r, &mut mid).await?;
@@ -148,9 +148,22 @@ fn tokio_read_exact_and_read_to_end() {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        mode.assert_reader(&r);
         join(writer).await;
         Ok(())
     });
+}
+
+/// See [`read_exact_and_read_to_end`].
+#[test]
+fn tokio_read_exact_and_read_to_end() {
+    read_exact_and_read_to_end(Mode::Plain);
+}
+
+/// See [`read_exact_and_read_to_end`]: pooled, 1000-byte pool buffers.
+#[test]
+fn tokio_read_exact_and_read_to_end_pooled() {
+    read_exact_and_read_to_end(Mode::Pooled(1000));
 }
 
 /// tokio's `write_all`, `flush`, `write` and `shutdown` on a
@@ -158,7 +171,7 @@ fn tokio_read_exact_and_read_to_end() {
 /// their own) reach the peer, and `shutdown` writes the rest, then EOF.
 #[test]
 fn tokio_write_all_flush_shutdown_on_buf_writer() {
-    let data = Rng(2).bytes(200_000);
+    let data = Rng::new(2).bytes(200_000);
     run(async {
         let (client, mut peer) = tcp_with_std_peer().await?;
         let (tx, rx) = mpsc::channel();
@@ -191,7 +204,7 @@ fn tokio_write_all_flush_shutdown_on_buf_writer() {
 fn copy_file(buffered: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
-    let data = Rng(3).bytes((5 << 20) + 13);
+    let data = Rng::new(3).bytes((5 << 20) + 13);
     std::fs::write(&src, &data).unwrap();
     run(async {
         let mut r = BufReader::with_capacity(7000, File::open(&src).await?);
@@ -219,12 +232,54 @@ fn tokio_copy_buf_file_to_file() {
     copy_file(true);
 }
 
+/// `tokio::io::copy` (or `copy_buf`) from a `BufReader<TcpStream>` whose
+/// std peer sends 1 MiB in random pieces to a `BufWriter<File>`: the count
+/// is what was sent and the file is byte-exact.
+fn copy_socket(mode: Mode, buffered: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("dst");
+    let data = Rng::new(6).bytes((1 << 20) + 7);
+    run_in(mode, async {
+        let (client, peer) = tcp_with_std_peer().await?;
+        let writer = feed(peer, data.clone(), 9000);
+        let mut r = mode.reader(client, Some(7000));
+        let mut w = BufWriter::with_capacity(10_000, File::create(&dst).await?);
+        let n = if buffered {
+            tokio::io::copy_buf(&mut r, &mut w).await?
+        } else {
+            tokio::io::copy(&mut r, &mut w).await?
+        };
+        assert_eq!(n, data.len() as u64);
+        assert!(std::fs::read(&dst)? == data, "copy differs");
+        mode.assert_reader(&r);
+        join(writer).await;
+        Ok(())
+    });
+}
+
+/// See [`copy_socket`].
+#[test]
+fn tokio_copy_socket_to_file() {
+    copy_socket(Mode::Plain, false);
+}
+
+/// See [`copy_socket`]: pooled, 1000-byte pool buffers.
+#[test]
+fn tokio_copy_pooled_socket_to_file() {
+    copy_socket(Mode::Pooled(1000), false);
+}
+
+/// See [`copy_socket`]: `copy_buf`, pooled, 4 KiB pool buffers taken whole.
+#[test]
+fn tokio_copy_buf_pooled_socket_to_file() {
+    copy_socket(Mode::PooledWhole(4096), true);
+}
+
 /// 3000 random lines through `FramedWrite<BufWriter<UnixStream>>` (fed and
 /// sent, then closed: flush and shutdown) and back out of
 /// `FramedRead<BufReader<UnixStream>>` in a concurrent task, in order.
-#[test]
-fn framed_lines_round_trip_over_unix() {
-    let mut rng = Rng(4);
+fn framed_lines_round_trip(mode: Mode) {
+    let mut rng = Rng::new(4);
     let chars = b"abcdefghijklmnopqrstuvwxyz0123456789 ";
     let lines: Vec<String> = (0..3000)
         .map(|_| {
@@ -234,7 +289,7 @@ fn framed_lines_round_trip_over_unix() {
                 .collect()
         })
         .collect();
-    run(async {
+    run_in(mode, async {
         let (a, b) = UnixStream::pair()?;
         let sent = lines.clone();
         let writer = uring_bufio::spawn(async move {
@@ -247,7 +302,7 @@ fn framed_lines_round_trip_over_unix() {
             }
             SinkExt::<&String>::close(&mut sink).await
         });
-        let mut src = FramedRead::new(BufReader::with_capacity(512, b), LinesCodec::new());
+        let mut src = FramedRead::new(mode.reader(b, Some(512)), LinesCodec::new());
         let mut got = Vec::new();
         while let Some(line) = src.next().await {
             got.push(line.map_err(io::Error::other)?);
@@ -257,8 +312,27 @@ fn framed_lines_round_trip_over_unix() {
             .expect("writer task")
             .map_err(io::Error::other)?;
         assert!(got == lines, "{} lines back, or other ones", got.len());
+        mode.assert_reader(src.get_ref());
         Ok(())
     });
+}
+
+/// See [`framed_lines_round_trip`].
+#[test]
+fn framed_lines_round_trip_over_unix() {
+    framed_lines_round_trip(Mode::Plain);
+}
+
+/// See [`framed_lines_round_trip`]: pooled, 512-byte pool buffers.
+#[test]
+fn framed_lines_round_trip_over_unix_pooled() {
+    framed_lines_round_trip(Mode::Pooled(512));
+}
+
+/// See [`framed_lines_round_trip`]: pooled, 4 KiB pool buffers taken whole.
+#[test]
+fn framed_lines_round_trip_over_unix_pooled_whole() {
+    framed_lines_round_trip(Mode::PooledWhole(4096));
 }
 
 /// An echo server and a client, each a `Framed<BufStream<TcpStream>,
@@ -282,7 +356,7 @@ fn framed_length_delimited_echo_over_buf_stream() {
         });
         let stream = BufStream::new(TcpStream::connect(addr).await?);
         let mut f = Framed::new(stream, LengthDelimitedCodec::new());
-        let mut rng = Rng(5);
+        let mut rng = Rng::new(5);
         for i in 0..100 {
             let len = rng.below(100_000);
             let frame = Bytes::from(rng.bytes(len));
@@ -307,14 +381,13 @@ fn framed_length_delimited_echo_over_buf_stream() {
 
 /// `LinesCodec::new_with_max_length(16)` under `FramedRead<BufReader<_>>`:
 /// a short line passes, a 100-byte one is `MaxLineLengthExceeded`.
-#[test]
-fn framed_read_over_long_line_errors() {
-    run(async {
+fn framed_read_long_line(mode: Mode) {
+    run_in(mode, async {
         let (a, peer) = unix_with_std_peer();
         let text = format!("ok\n{}\nafter\n", "y".repeat(100));
         let writer = feed(peer, text.into_bytes(), 9);
         let codec = LinesCodec::new_with_max_length(16);
-        let mut src = FramedRead::new(BufReader::new(a), codec);
+        let mut src = FramedRead::new(mode.reader(a, None), codec);
         assert_eq!(
             src.next()
                 .await
@@ -326,9 +399,22 @@ fn framed_read_over_long_line_errors() {
             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {}
             other => panic!("expected MaxLineLengthExceeded, got {other:?}"),
         }
+        mode.assert_reader(src.get_ref());
         join(writer).await;
         Ok(())
     });
+}
+
+/// See [`framed_read_long_line`].
+#[test]
+fn framed_read_over_long_line_errors() {
+    framed_read_long_line(Mode::Plain);
+}
+
+/// See [`framed_read_long_line`]: pooled, 64-byte pool buffers.
+#[test]
+fn framed_read_over_long_line_errors_pooled() {
+    framed_read_long_line(Mode::Pooled(64));
 }
 
 /// `is_write_vectored` is true for `BufWriter` and `BufStream`, and tokio's
