@@ -102,7 +102,7 @@ impl Rng {
 /// from the runtime's pool.
 async fn echo(socket: TcpStream, pooled: bool) -> io::Result<()> {
     let mut s = if pooled {
-        BufStream::pooled(socket)
+        BufStream::pooled_with_capacity(4096, socket)
     } else {
         BufStream::with_capacity(4096, 4096, socket)
     };

@@ -559,7 +559,7 @@ fn buf_stream_pooled_echoes_and_a_file_reads_the_ordinary_way() {
     let stats = run_pooled(PoolConfig::new().buffer_size(128).buffers(4), || async {
         let (a, b) = UnixStream::pair()?;
         let echo = spawn(async move {
-            let mut s = BufStream::pooled(b);
+            let mut s = BufStream::pooled_with_capacity(256, b);
             while let Some(line) = s.reader().next_line().await? {
                 let reply = line.to_ascii_uppercase();
                 s.write_all(&reply).await?;

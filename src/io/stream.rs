@@ -60,6 +60,15 @@ impl<S: ReadSource + WriteSink> BufStream<S> {
         }
     }
 
+    /// [`pooled`](BufStream::pooled) with a write buffer of
+    /// `write_capacity` bytes: with many connections the write buffers,
+    /// kept once taken, are what remains per connection.
+    pub fn pooled_with_capacity(write_capacity: usize, stream: S) -> BufStream<S> {
+        BufStream {
+            inner: BufReader::pooled(BufWriter::with_capacity(write_capacity, stream)),
+        }
+    }
+
     /// A stream reading `read_capacity` bytes at a time and accepting
     /// `write_capacity` bytes before `write` waits.
     pub fn with_capacity(read_capacity: usize, write_capacity: usize, stream: S) -> BufStream<S> {
