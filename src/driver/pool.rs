@@ -81,17 +81,18 @@ impl PoolConfig {
         self
     }
 
-    /// Buffers allocated when the pool is first used (at least 1). Default 64.
+    /// Buffers allocated when the pool is first used (at least 1, at most
+    /// 16384). Default 64.
     pub fn buffers(mut self, n: usize) -> PoolConfig {
-        self.initial = n.clamp(1, MAX_RING);
+        self.initial = n.clamp(1, MAX_BUFFERS);
         self.max = self.max.max(self.initial);
         self
     }
 
-    /// Most buffers the pool grows to when it runs dry (at most 32768, at
+    /// Most buffers the pool grows to when it runs dry (at most 16384, at
     /// least [`buffers`](PoolConfig::buffers)). Default 4096.
     pub fn max_buffers(mut self, n: usize) -> PoolConfig {
-        self.max = n.clamp(self.initial, MAX_RING);
+        self.max = n.clamp(self.initial, MAX_BUFFERS);
         self
     }
 
@@ -156,6 +157,11 @@ impl PoolConfig {
 
 /// A provided buffer ring has at most 2^15 entries.
 const MAX_RING: usize = 1 << 15;
+/// A pool has at most half a ring of buffers: every buffer can be published
+/// once more after a bundle's buffers were taken off the ring before that
+/// bundle's completion is reaped (completions come in the order buffers are
+/// taken), and its ring positions must not be published over by then.
+const MAX_BUFFERS: usize = MAX_RING / 2;
 
 /// Counters of a runtime's buffer pool, from
 /// [`Runtime::pool_stats`](crate::Runtime::pool_stats).
@@ -357,8 +363,8 @@ impl Pool {
         mode: Mode,
         register: impl FnOnce(u64, u16) -> io::Result<()>,
     ) -> io::Result<Pool> {
-        // Twice the buffers: a bundle's positions are read when its
-        // completion is reaped, and cannot have been published over by then.
+        // Twice the buffers (see `MAX_BUFFERS`): a bundle's positions are
+        // read when its completion is reaped, not published over by then.
         let entries = (config.max * 2).next_power_of_two().min(MAX_RING) as u16;
         let ring = Ring::new(entries)?;
         register(ring.base as u64, entries)?;
