@@ -14,7 +14,9 @@ use bytes::{Bytes, BytesMut};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 use uring_bufio::time::timeout;
 
+pub mod dropping;
 pub mod pool;
+pub mod read_calls;
 pub mod records;
 pub mod trickle;
 
