@@ -97,10 +97,12 @@ impl PoolConfig {
     }
 
     /// Most buffers a single reader holds received and not yet consumed
-    /// (at least 1). Past it the reader's receive is paused until the caller
-    /// consumes, so a connection that stops reading cannot take the whole
-    /// pool: the data waits in the socket, as TCP flow control intends.
-    /// Default 8.
+    /// (at least 1), besides the one it lends from. Each multishot receive
+    /// carries a byte limit of this many buffers (Linux 6.17; older kernels
+    /// cancel a receive whose completions queue up past it), and the next
+    /// is armed only when the caller needs more, so a connection that stops
+    /// reading cannot take the whole pool: the data waits in the socket, as
+    /// TCP flow control intends. Default 8.
     pub fn per_reader(mut self, n: usize) -> PoolConfig {
         self.per_reader = n.max(1);
         self
@@ -188,6 +190,13 @@ pub struct PoolStats {
     pub exhausted: u64,
     /// Times the pool grew.
     pub grown: u64,
+    /// Most buffers the pool ever had.
+    pub peak: usize,
+    /// Buffers that left the pool as it shrank back after a burst: once
+    /// it has not run dry for eight times its size in returned buffers, each
+    /// buffer coming back while half the pool is free leaves it, down to
+    /// its initial size.
+    pub retired: u64,
     /// Buffers whose allocation stayed with a frame and was replaced.
     pub replaced: u64,
     /// Receive completions that brought bytes.
@@ -288,6 +297,8 @@ enum Slot {
     Picked(BytesMut),
     /// Holding received bytes in a reader; comes back through `give_back`.
     Lent,
+    /// Not part of the pool (it shrank); `grow_to` may reuse the id.
+    Retired,
 }
 
 /// How the kernel consumes the ring's buffers.
@@ -306,6 +317,9 @@ pub(crate) enum Mode {
 pub(crate) struct Pool {
     /// Everything that changes.
     inner: RefCell<Inner>,
+    /// Multishot receives carry a byte limit (`IORING_RECV_MSHOT_LIM`,
+    /// Linux 6.17): on until a kernel refuses it with `EINVAL`.
+    byte_limit: std::cell::Cell<bool>,
     /// The buffer group id the ring is registered under.
     bgid: u16,
     /// How the kernel consumes buffers.
@@ -318,7 +332,7 @@ struct Inner {
     config: PoolConfig,
     /// The registered ring (io_uring), or `None` (epoll: `free_list`).
     ring: Option<Ring>,
-    /// Every buffer id's state; `slots.len()` is the pool size.
+    /// Every buffer id's state, retired ids included.
     slots: Vec<Slot>,
     /// Ring position each buffer id was last published at.
     pos_of: Vec<u16>,
@@ -329,6 +343,16 @@ struct Inner {
     /// Ids in `Slot::Lent`: waiting for any buffer to come back (ids are
     /// interchangeable).
     lent: Vec<u16>,
+    /// Ids in `Slot::Retired`.
+    retired: Vec<u16>,
+    /// Dry moments (`ENOBUFS` met) since the pool last grew.
+    dry_since_growth: usize,
+    /// `stats.receives` at the last dry moment.
+    receives_at_dry: u64,
+    /// Buffers given back since the last `ENOBUFS`.
+    returns_since_dry: usize,
+    /// Buffers in the pool: `slots.len()` less the retired ones.
+    live: usize,
     /// Readers waiting for buffers after `ENOBUFS`.
     waiters: Vec<Waker>,
     /// Counters.
@@ -381,6 +405,7 @@ impl Pool {
 
     /// A pool with no buffers yet.
     fn empty(config: PoolConfig, ring: Option<Ring>, bgid: u16, mode: Mode) -> Pool {
+        let ring_is_some = ring.is_some();
         Pool {
             inner: RefCell::new(Inner {
                 config,
@@ -390,6 +415,11 @@ impl Pool {
                 free_list: Vec::new(),
                 free: 0,
                 lent: Vec::new(),
+                retired: Vec::new(),
+                dry_since_growth: 0,
+                receives_at_dry: 0,
+                returns_since_dry: 0,
+                live: 0,
                 waiters: Vec::new(),
                 stats: PoolStats {
                     buffer_size: config.size,
@@ -399,7 +429,26 @@ impl Pool {
             }),
             bgid,
             mode,
+            byte_limit: std::cell::Cell::new(ring_is_some),
         }
+    }
+
+    /// The byte limit each multishot receive carries (its reader's share:
+    /// `per_reader` buffers), or `None` where the kernel has none.
+    pub(crate) fn receive_limit(&self) -> Option<u32> {
+        if !self.byte_limit.get() {
+            return None;
+        }
+        let config = self.inner.borrow().config;
+        let bytes = config.per_reader.saturating_mul(config.size);
+        Some(u32::try_from(bytes).unwrap_or(u32::MAX).max(1))
+    }
+
+    /// A receive with a byte limit was refused (`EINVAL`): this kernel
+    /// predates them; receives go without from now on (the per-reader cap
+    /// then rests on cancelling). Returns whether a limit was in use.
+    pub(crate) fn refuse_limit(&self) -> bool {
+        self.byte_limit.replace(false)
     }
 
     /// The buffer group id receives select from.
@@ -421,9 +470,9 @@ impl Pool {
     pub(crate) fn stats(&self) -> PoolStats {
         let inner = self.inner.borrow();
         PoolStats {
-            buffers: inner.slots.len(),
+            buffers: inner.live,
             free: inner.free,
-            out: inner.slots.len() - inner.free,
+            out: inner.live - inner.free,
             ..inner.stats
         }
     }
@@ -432,10 +481,17 @@ impl Pool {
     fn grow_to(&self, n: usize) {
         let mut inner = self.inner.borrow_mut();
         let n = n.min(inner.config.max);
-        while inner.slots.len() < n {
-            let bid = inner.slots.len() as u16;
-            inner.slots.push(Slot::Lent);
-            inner.pos_of.push(0);
+        while inner.live < n && !inner.closed {
+            let bid = match inner.retired.pop() {
+                Some(bid) => bid,
+                None => {
+                    inner.slots.push(Slot::Retired);
+                    inner.pos_of.push(0);
+                    (inner.slots.len() - 1) as u16
+                }
+            };
+            inner.live += 1;
+            inner.stats.peak = inner.stats.peak.max(inner.live);
             let buf = BytesMut::with_capacity(inner.config.size);
             inner.release(bid, buf);
         }
@@ -446,8 +502,19 @@ impl Pool {
     pub(crate) fn exhausted(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
         inner.stats.exhausted += 1;
-        let (len, max) = (inner.slots.len(), inner.config.max);
-        if len < max && !inner.closed {
+        // Every reader of a busy runtime meets a dry ring at the same
+        // moment, so one moment must count once, not once per reader: a
+        // dry moment counts only if some receive was booked since the last
+        // one (bookings happen as completions are reaped, between moments).
+        // Two dry moments since the pool last grew double it.
+        if inner.stats.receives != inner.receives_at_dry {
+            inner.receives_at_dry = inner.stats.receives;
+            inner.dry_since_growth += 1;
+        }
+        inner.returns_since_dry = 0;
+        let (len, max) = (inner.live, inner.config.max);
+        if inner.dry_since_growth >= 2 && len < max && !inner.closed {
+            inner.dry_since_growth = 0;
             inner.stats.grown += 1;
             drop(inner);
             self.grow_to(len * 2);
@@ -553,6 +620,19 @@ impl Pool {
             // the allocation is freed when its last piece goes.
             return;
         };
+        inner.returns_since_dry += 1;
+        let calm = inner.returns_since_dry >= 8 * inner.live;
+        if calm && inner.live > inner.config.initial && inner.free * 2 >= inner.live {
+            // The pool grew for a burst that is over: it has not run dry
+            // for twice its size in returns and half of it is free, so this
+            // buffer leaves it (and its memory is freed). Buffers already
+            // in the ring stay until they come back.
+            inner.slots[usize::from(bid)] = Slot::Retired;
+            inner.retired.push(bid);
+            inner.live -= 1;
+            inner.stats.retired += 1;
+            return;
+        }
         buf.clear();
         // `try_reclaim` succeeds only when this handle is the allocation's
         // sole owner, so memory a frame (or the ring) still refers to is
@@ -583,6 +663,7 @@ impl Pool {
         }
         inner.lent.clear();
         inner.free = 0;
+        inner.live = 0;
         if let Some(ring) = inner.ring.take() {
             std::mem::forget(ring);
         }
@@ -614,7 +695,9 @@ impl Inner {
         let (mut buf, was_free) = match std::mem::replace(slot, Slot::Lent) {
             Slot::Free(buf) => (buf, true),
             Slot::Picked(buf) => (buf, false),
-            Slot::Lent => panic!("the kernel reported buffer {bid}, which is not in the pool"),
+            Slot::Lent | Slot::Retired => {
+                panic!("the kernel reported buffer {bid}, which is not in the pool")
+            }
         };
         assert!(
             len <= buf.capacity(),

@@ -30,6 +30,24 @@ impl RecvPool {
     }
 }
 
+/// Offset of `optlen` in `struct io_uring_sqe` (include/uapi/linux/io_uring.h:
+/// the union with `file_index` after `personality`).
+const SQE_OPTLEN: usize = 44;
+
+/// Sets a multishot receive's overall byte limit (`sqe->optlen`, Linux
+/// 6.17): the kernel ends the receive once that many bytes arrived, so one
+/// reader never takes more than its share of the pool, however fast its
+/// peer sends. The io-uring crate has no setter for it.
+fn with_byte_limit(entry: squeue::Entry, limit: u32) -> squeue::Entry {
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte
+    // `io_uring_sqe` (the transmute checks the size), and every bit pattern
+    // is a valid sqe for the round trip; `optlen` is the `u32` at byte 44.
+    let mut raw: [u8; 64] = unsafe { std::mem::transmute(entry) };
+    raw[SQE_OPTLEN..SQE_OPTLEN + 4].copy_from_slice(&limit.to_ne_bytes());
+    // SAFETY: as above, back to the entry it came from.
+    unsafe { std::mem::transmute::<[u8; 64], squeue::Entry>(raw) }
+}
+
 impl Operation for RecvPool {
     type Output = CqeResult;
     const CANCEL_ON_DROP: bool = true;
@@ -37,11 +55,15 @@ impl Operation for RecvPool {
     fn entry(&mut self) -> squeue::Entry {
         let fd = types::Fd(self.fd.raw());
         let pool = self.inbox.pool();
-        match pool.mode() {
+        let entry = match pool.mode() {
             PoolMode::Bundles => opcode::RecvMultiBundle::new(fd, pool.bgid()).build(),
             PoolMode::Plain | PoolMode::Incremental => {
                 opcode::RecvMulti::new(fd, pool.bgid()).build()
             }
+        };
+        match pool.receive_limit() {
+            Some(limit) => with_byte_limit(entry, limit),
+            None => entry,
         }
     }
 

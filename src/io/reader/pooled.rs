@@ -104,6 +104,9 @@ impl<S: ReadSource> BufReader<S> {
                         // Paused at the per-reader cap: arm again now that
                         // the caller asks for more.
                         Some(libc::ECANCELED) => {}
+                        // A kernel without byte limits on multishot
+                        // receives: arm again without one.
+                        Some(libc::EINVAL) if p.pool.refuse_limit() => {}
                         _ if is_retry(&e) => {}
                         _ => self.error = Some(e),
                     }
