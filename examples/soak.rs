@@ -223,8 +223,10 @@ fn server(a: &Args) -> io::Result<()> {
     rt.block_on(async {
         let listener = Rc::new(TcpListener::bind("127.0.0.1:0")?);
         println!("PORT {}", listener.local_addr()?.port());
-        // Several accepts in flight: one accept loop takes one connection
-        // per runtime tick, too few for thousands of connects at once.
+        // Several accept tasks on one listener: on io_uring they share one
+        // multishot accept; on epoll each is an accept in flight (one accept
+        // loop would take one connection per tick there, too few for
+        // thousands of connects at once).
         let acceptors: Vec<_> = (0..32)
             .map(|_| {
                 let listener = listener.clone();
