@@ -31,6 +31,7 @@
 //! # }).unwrap();
 //! ```
 
+mod accept;
 mod addr;
 mod socket;
 pub mod tcp;

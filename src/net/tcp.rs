@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{addr, socket};
+use super::{accept, addr, socket};
 use crate::driver::SharedFd;
 use crate::source::{self, ReadSource, WriteSink, sealed};
 
@@ -30,7 +30,7 @@ pub struct TcpListener {
     fd: SharedFd,
     /// The multishot accept serving every `accept` call, where the kernel
     /// has it.
-    accepts: socket::Accepts,
+    accepts: accept::Accepts,
 }
 
 impl TcpListener {
@@ -47,7 +47,7 @@ impl TcpListener {
     pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
         TcpListener {
             fd: SharedFd::new(OwnedFd::from(listener)),
-            accepts: socket::Accepts::default(),
+            accepts: accept::Accepts::default(),
         }
     }
 
@@ -71,7 +71,7 @@ impl TcpListener {
     /// the waiters; so does dropping or closing the listener.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         loop {
-            let (fd, raw) = socket::accept(&self.fd, &self.accepts).await?;
+            let (fd, raw) = accept::accept(&self.fd, &self.accepts).await?;
             let stream = TcpStream {
                 fd: SharedFd::new(fd),
             };

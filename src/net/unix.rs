@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{addr, socket};
+use super::{accept, addr, socket};
 use crate::driver::SharedFd;
 use crate::source::{self, ReadSource, WriteSink, sealed};
 
@@ -34,7 +34,7 @@ pub struct UnixListener {
     fd: SharedFd,
     /// The multishot accept serving every `accept` call, where the kernel
     /// has it.
-    accepts: socket::Accepts,
+    accepts: accept::Accepts,
 }
 
 impl UnixListener {
@@ -49,7 +49,7 @@ impl UnixListener {
     pub fn from_std(listener: std_unix::UnixListener) -> UnixListener {
         UnixListener {
             fd: SharedFd::new(OwnedFd::from(listener)),
-            accepts: socket::Accepts::default(),
+            accepts: accept::Accepts::default(),
         }
     }
 
@@ -71,7 +71,7 @@ impl UnixListener {
     /// the multishot accept and closes the connections it had accepted for
     /// the waiters; so does dropping or closing the listener.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (fd, _) = socket::accept(&self.fd, &self.accepts).await?;
+        let (fd, _) = accept::accept(&self.fd, &self.accepts).await?;
         let stream = UnixStream {
             fd: SharedFd::new(fd),
         };
