@@ -712,3 +712,83 @@ fn the_pool_shrinks_back_once_the_burst_is_over() {
         );
     }
 }
+
+#[test]
+fn a_reader_holding_half_a_line_in_the_only_buffer_does_not_hang() {
+    // One 3-byte buffer: "PIN" fills it, and the rest of the line can only
+    // arrive once the reader lets go of it while it waits.
+    for (mode, config) in MODES {
+        eprintln!("mode {mode}");
+        let pool = config(PoolConfig::new().buffer_size(3).buffers(1).max_buffers(1));
+        let stats = run_pooled(pool, || async {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let client = TcpStream::connect(addr).await?;
+            let (s, _) = listener.accept().await?;
+            let (res, _) = client.write_all(Bytes::from_static(b"PING\nPONG\n")).await;
+            res?;
+            let mut r = BufReader::pooled(s);
+            assert_eq!(
+                bounded("next_line", r.next_line()).await?,
+                Some(&b"PING"[..])
+            );
+            assert_eq!(
+                bounded("next_line", r.next_line()).await?,
+                Some(&b"PONG"[..])
+            );
+            Ok(())
+        });
+        assert_all_back(&stats);
+    }
+}
+
+#[test]
+fn three_buffers_serve_readers_that_each_hold_part_of_a_line() {
+    // Buffers smaller than a line: every reader needs two or more of them
+    // for each line, so readers holding halves would keep the pool dry for
+    // one another if a waiting reader kept its buffer.
+    for (mode, config) in MODES {
+        eprintln!("mode {mode}");
+        let pool = config(
+            PoolConfig::new()
+                .buffer_size(7)
+                .buffers(3)
+                .max_buffers(3)
+                .per_reader(1),
+        );
+        let stats = run_pooled(pool, || async {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let mut tasks = Vec::new();
+            for c in 0..16u64 {
+                let client = TcpStream::connect(addr).await?;
+                let (s, _) = listener.accept().await?;
+                tasks.push(spawn(async move {
+                    let mut text = Vec::new();
+                    for i in 0..200u64 {
+                        text.extend_from_slice(format!("conn {c} line {i}\n").as_bytes());
+                    }
+                    let writer = spawn(async move {
+                        let mut w = BufWriter::with_capacity(5, client);
+                        for piece in text.chunks(3) {
+                            w.write_all(piece).await?;
+                        }
+                        w.shutdown().await
+                    });
+                    let mut r = BufReader::pooled(s);
+                    for i in 0..200u64 {
+                        let line = bounded("next_line", r.next_line()).await?;
+                        assert_eq!(line, Some(format!("conn {c} line {i}").as_bytes()));
+                    }
+                    assert_eq!(r.next_line().await?, None);
+                    writer.await.expect("task")
+                }));
+            }
+            for t in tasks {
+                t.await.expect("task")?;
+            }
+            Ok(())
+        });
+        assert_all_back(&stats);
+    }
+}

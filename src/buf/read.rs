@@ -93,6 +93,23 @@ impl ReadBuffer {
         }
     }
 
+    /// A pooled reader is about to wait for more bytes: unconsumed bytes
+    /// still in a pool buffer move to memory of the reader's own (only
+    /// those bytes), and the buffer goes back. A reader waiting on its peer
+    /// mid-record then holds no pool buffer, and readers that each hold
+    /// part of a record cannot keep the pool dry for one another. The copy
+    /// is the one joining the record would make anyway.
+    pub(crate) fn unpool(&mut self) {
+        if self.origin.is_none() {
+            return;
+        }
+        let own = BytesMut::from(self.filled());
+        self.give_back();
+        self.data = own;
+        self.head = 0;
+        self.lent = 0;
+    }
+
     /// Adds received bytes lent by `pool`. Into an empty buffer the pool
     /// buffer itself becomes the buffer (no copy); after unconsumed bytes it
     /// is copied into a spill buffer, which holds the record being joined,

@@ -7,6 +7,12 @@
 //! frame cut from it leaves without a copy; a record that spans buffers is
 //! joined in a spill buffer. A drained buffer goes back to the pool at once.
 //!
+//! A reader about to wait for more bytes moves the unconsumed part of a
+//! pool buffer into memory of its own first (the copy that joining the
+//! record would make anyway), so a reader waiting on its peer holds no pool
+//! buffer, and readers holding parts of records cannot keep the pool dry
+//! for each other.
+//!
 //! Completions not yet collected queue in the driver, at most
 //! [`PoolConfig::per_reader`](crate::PoolConfig::per_reader) of them: at the
 //! cap the receive is cancelled and armed again only when the caller asks
@@ -16,7 +22,7 @@
 
 use std::io;
 use std::rc::Rc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use super::{BufReader, is_retry};
 use crate::driver::{Inbox, Pool};
@@ -79,14 +85,22 @@ impl<S: ReadSource> BufReader<S> {
             }
             if p.recv.is_none() {
                 if p.starved {
-                    ready!(p.pool.poll_free(cx));
+                    if p.pool.poll_free(cx).is_pending() {
+                        self.buf.unpool();
+                        return Poll::Pending;
+                    }
                     p.starved = false;
                 }
                 let fd = self.source.shared_fd().clone();
                 p.recv = Some(Multishot::submit(RecvPool::new(fd, p.inbox.clone())));
             }
             let recv = p.recv.as_mut().expect("armed just above");
-            let Some((res, last)) = ready!(recv.poll_next(cx)) else {
+            let Poll::Ready(next) = recv.poll_next(cx) else {
+                // Never wait while holding a pool buffer (see `unpool`).
+                self.buf.unpool();
+                return Poll::Pending;
+            };
+            let Some((res, last)) = next else {
                 p.recv = None;
                 continue;
             };
