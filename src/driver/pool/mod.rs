@@ -10,12 +10,15 @@
 //! the reader above handles both alike.
 //!
 //! ```text
-//!                 give_back / recycle
-//!   ┌────────┐ ◄──────────────────────── ┌──────────────────┐
-//!   │  free  │    (kernel ring / list)   │ lent to a reader │
-//!   └────────┘ ───── data arrives ─────► └──────────────────┘
-//!               (kernel picks; take)
+//!                      give_back (reader drained it)
+//!   ┌────────────────┐ ◄────────────────────────────── ┌──────────────────┐
+//!   │ free: in ring  │                                 │ lent to a reader │
+//!   │ (or epoll list)│ ── data arrives: kernel picks ─► │ (inbox, buffer)  │
+//!   └────────────────┘    receive() books it at reap   └──────────────────┘
 //! ```
+//!
+//! Files: `config.rs` (sizing and counters), `ring.rs` (the ring memory),
+//! `inbox.rs` (a reader's queue of received buffers).
 //!
 //! A buffer is a `BytesMut`, so a reader lends out of it and a decoder cuts
 //! frames off it without a copy. When the reader is done with it the
@@ -23,269 +26,22 @@
 //! refers to it; otherwise the frame keeps it and a fresh allocation takes
 //! its id.
 
+mod config;
+mod inbox;
+mod ring;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use io_uring::types::BufRingEntry;
 
-/// How the runtime's buffer pool is sized; see [`Builder::pool`](crate::Builder::pool).
-///
-/// ```
-/// use uring_bufio::PoolConfig;
-/// let config = PoolConfig::new().buffer_size(4096).buffers(256).max_buffers(1024).per_reader(4);
-/// assert_eq!(config.get_buffer_size(), 4096);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolConfig {
-    /// Bytes per buffer.
-    size: usize,
-    /// Buffers allocated when the pool is first used.
-    initial: usize,
-    /// The pool grows (doubling) up to this many buffers when it runs dry.
-    max: usize,
-    /// Buffers one reader may hold before its receive is paused.
-    per_reader: usize,
-    /// Use incrementally consumed buffers where the kernel has them.
-    incremental: bool,
-    /// Use receive bundles where the kernel has them.
-    bundles: bool,
-}
+pub use config::{PoolConfig, PoolStats};
+pub(crate) use inbox::Inbox;
 
-impl Default for PoolConfig {
-    fn default() -> PoolConfig {
-        PoolConfig {
-            size: 16 * 1024,
-            initial: 64,
-            max: 4096,
-            per_reader: 8,
-            incremental: true,
-            bundles: true,
-        }
-    }
-}
-
-impl PoolConfig {
-    /// 64 buffers of 16 KiB, growing to 4096 (64 MiB), 8 per reader.
-    pub fn new() -> PoolConfig {
-        PoolConfig::default()
-    }
-
-    /// Bytes per buffer (at least 1, at most 1 GiB). Default 16 KiB.
-    pub fn buffer_size(mut self, size: usize) -> PoolConfig {
-        self.size = size.clamp(1, 1 << 30);
-        self
-    }
-
-    /// Buffers allocated when the pool is first used (at least 1, at most
-    /// 16384). Default 64.
-    pub fn buffers(mut self, n: usize) -> PoolConfig {
-        self.initial = n.clamp(1, MAX_BUFFERS);
-        self.max = self.max.max(self.initial);
-        self
-    }
-
-    /// Most buffers the pool grows to when it runs dry (at most 16384, at
-    /// least [`buffers`](PoolConfig::buffers)). Default 4096.
-    pub fn max_buffers(mut self, n: usize) -> PoolConfig {
-        self.max = n.clamp(self.initial, MAX_BUFFERS);
-        self
-    }
-
-    /// Most buffers a single reader holds received and not yet consumed
-    /// (at least 1), besides the one it lends from. Each multishot receive
-    /// carries a byte limit of this many buffers (Linux 6.17; older kernels
-    /// cancel a receive whose completions queue up past it), and the next
-    /// is armed only when the caller needs more, so a connection that stops
-    /// reading cannot take the whole pool: the data waits in the socket, as
-    /// TCP flow control intends. Default 8.
-    pub fn per_reader(mut self, n: usize) -> PoolConfig {
-        self.per_reader = n.max(1);
-        self
-    }
-
-    /// Lets the kernel fill one buffer from several receives, each taking
-    /// only the bytes it got (`IOU_PBUF_RING_INC`, Linux 6.12), so a small
-    /// message does not take a whole buffer. Used where the kernel has it;
-    /// default on. Takes precedence over bundles.
-    pub fn incremental(mut self, on: bool) -> PoolConfig {
-        self.incremental = on;
-        self
-    }
-
-    /// Lets one receive completion fill several buffers at once
-    /// (`IORING_RECVSEND_BUNDLE`, Linux 6.10), fewer completions for bulk
-    /// data. Used where the kernel has it and incremental buffers are not
-    /// in use; default on.
-    pub fn bundles(mut self, on: bool) -> PoolConfig {
-        self.bundles = on;
-        self
-    }
-
-    /// Bytes per buffer.
-    pub fn get_buffer_size(&self) -> usize {
-        self.size
-    }
-
-    /// Whether incremental buffers are wanted.
-    pub fn get_incremental(&self) -> bool {
-        self.incremental
-    }
-
-    /// Whether receive bundles are wanted.
-    pub fn get_bundles(&self) -> bool {
-        self.bundles
-    }
-
-    /// Buffers allocated at first use.
-    pub fn get_buffers(&self) -> usize {
-        self.initial
-    }
-
-    /// Most buffers the pool grows to.
-    pub fn get_max_buffers(&self) -> usize {
-        self.max
-    }
-
-    /// Most buffers one reader holds.
-    pub fn get_per_reader(&self) -> usize {
-        self.per_reader
-    }
-}
-
-/// A provided buffer ring has at most 2^15 entries.
-const MAX_RING: usize = 1 << 15;
-/// A pool has at most half a ring of buffers: every buffer can be published
-/// once more after a bundle's buffers were taken off the ring before that
-/// bundle's completion is reaped (completions come in the order buffers are
-/// taken), and its ring positions must not be published over by then.
-const MAX_BUFFERS: usize = MAX_RING / 2;
-
-/// Counters of a runtime's buffer pool, from
-/// [`Runtime::pool_stats`](crate::Runtime::pool_stats).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PoolStats {
-    /// The kernel picks buffers from a registered ring (io_uring); `false`
-    /// means a user-space list (epoll).
-    pub kernel_ring: bool,
-    /// The ring's buffers are consumed incrementally (`IOU_PBUF_RING_INC`).
-    pub incremental: bool,
-    /// Receives fill several buffers per completion (bundles).
-    pub bundles: bool,
-    /// Bytes per buffer.
-    pub buffer_size: usize,
-    /// Buffers the pool has.
-    pub buffers: usize,
-    /// Buffers free for the next receive.
-    pub free: usize,
-    /// Buffers holding received bytes (in readers or in completions not yet
-    /// collected).
-    pub out: usize,
-    /// Times a receive found no free buffer (`ENOBUFS`).
-    pub exhausted: u64,
-    /// Times the pool grew.
-    pub grown: u64,
-    /// Most buffers the pool ever had.
-    pub peak: usize,
-    /// Buffers that left the pool as it shrank back after a burst: once
-    /// it has not run dry for eight times its size in returned buffers, each
-    /// buffer coming back while half the pool is free leaves it, down to
-    /// its initial size.
-    pub retired: u64,
-    /// Buffers whose allocation stayed with a frame and was replaced.
-    pub replaced: u64,
-    /// Receive completions that brought bytes.
-    pub receives: u64,
-    /// Of those, completions that filled more than one buffer (bundles).
-    pub bundled: u64,
-    /// Of those, completions that left room in their buffer for later
-    /// receives (incremental).
-    pub partial: u64,
-}
-
-/// The kernel side of a pool: ring memory registered with io_uring.
-struct Ring {
-    /// Base of the `entries` ring entries (page-aligned, ours).
-    base: *mut BufRingEntry,
-    /// Bytes mapped at `base`.
-    mapped: usize,
-    /// Number of entries (a power of two).
-    entries: u16,
-    /// Our copy of the tail: entries published so far.
-    tail: u16,
-    /// The buffer id published at each ring position (receive bundles
-    /// take buffers in ring order).
-    order: Vec<u16>,
-}
-
-impl Ring {
-    /// Maps zeroed memory for `entries` ring entries.
-    fn new(entries: u16) -> io::Result<Ring> {
-        let mapped = (usize::from(entries) * std::mem::size_of::<BufRingEntry>()).max(4096);
-        // SAFETY: an anonymous private mapping; checked below.
-        let mem = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapped,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if mem == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Ring {
-            base: mem.cast(),
-            mapped,
-            entries,
-            tail: 0,
-            order: vec![0; usize::from(entries)],
-        })
-    }
-
-    /// Publishes one buffer to the kernel; returns its ring position.
-    fn push(&mut self, bid: u16, buf: &mut BytesMut, size: usize) -> u16 {
-        let pos = self.tail;
-        let index = usize::from(pos & (self.entries - 1));
-        self.order[index] = bid;
-        // SAFETY: `index < entries`, inside the mapping; the kernel reads
-        // only entries between its head and the published tail, and this one
-        // is past the tail until the store below.
-        let entry = unsafe { &mut *self.base.add(index) };
-        entry.set_addr(buf.as_mut_ptr() as u64);
-        entry.set_len(u32::try_from(size).unwrap_or(u32::MAX));
-        entry.set_bid(bid);
-        self.tail = self.tail.wrapping_add(1);
-        // SAFETY: the tail field lies in entry 0 of our mapping; the kernel
-        // reads it concurrently, hence the atomic release store, which also
-        // publishes the entry written above.
-        unsafe {
-            let tail = BufRingEntry::tail(self.base).cast_mut();
-            AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
-        }
-        pos
-    }
-
-    /// The buffer id published at ring position `pos`.
-    fn bid_at(&self, pos: u16) -> u16 {
-        self.order[usize::from(pos & (self.entries - 1))]
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: mapped in `Ring::new`; the pool unregisters the ring (or
-        // leaks it) before this runs.
-        unsafe { libc::munmap(self.base.cast(), self.mapped) };
-    }
-}
+use config::MAX_RING;
+use ring::Ring;
 
 /// Where a buffer id is.
 enum Slot {
@@ -725,50 +481,6 @@ impl Inner {
     fn wake_waiters(&mut self) {
         for w in self.waiters.drain(..) {
             w.wake();
-        }
-    }
-}
-
-/// Received pool buffers on their way from the completions that filled
-/// them to a reader, in completion order. Shared by a reader and its
-/// receive; whatever is left when both are gone goes back to the pool.
-#[derive(Debug)]
-pub(crate) struct Inbox {
-    /// Where the buffers go back to.
-    pool: Rc<Pool>,
-    /// Buffers received and not yet taken by the reader.
-    chunks: RefCell<VecDeque<BytesMut>>,
-}
-
-impl Inbox {
-    /// An empty inbox for buffers of `pool`.
-    pub(crate) fn new(pool: Rc<Pool>) -> Inbox {
-        Inbox {
-            pool,
-            chunks: RefCell::new(VecDeque::new()),
-        }
-    }
-
-    /// The pool.
-    pub(crate) fn pool(&self) -> &Rc<Pool> {
-        &self.pool
-    }
-
-    /// Books a reaped completion: the buffers it filled join the queue.
-    pub(crate) fn receive(&self, flags: u32, len: usize) {
-        self.pool.receive(flags, len, &mut self.chunks.borrow_mut());
-    }
-
-    /// The oldest received buffer.
-    pub(crate) fn pop(&self) -> Option<BytesMut> {
-        self.chunks.borrow_mut().pop_front()
-    }
-}
-
-impl Drop for Inbox {
-    fn drop(&mut self) {
-        for chunk in self.chunks.get_mut().drain(..) {
-            self.pool.give_back(chunk);
         }
     }
 }

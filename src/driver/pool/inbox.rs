@@ -1,0 +1,53 @@
+//! A reader's queue of received pool buffers.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+
+use super::Pool;
+
+/// Received pool buffers on their way from the completions that filled
+/// them to a reader, in completion order. Shared by a reader and its
+/// receive; whatever is left when both are gone goes back to the pool.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    /// Where the buffers go back to.
+    pool: Rc<Pool>,
+    /// Buffers received and not yet taken by the reader.
+    chunks: RefCell<VecDeque<BytesMut>>,
+}
+
+impl Inbox {
+    /// An empty inbox for buffers of `pool`.
+    pub(crate) fn new(pool: Rc<Pool>) -> Inbox {
+        Inbox {
+            pool,
+            chunks: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// The pool.
+    pub(crate) fn pool(&self) -> &Rc<Pool> {
+        &self.pool
+    }
+
+    /// Books a reaped completion: the buffers it filled join the queue.
+    pub(crate) fn receive(&self, flags: u32, len: usize) {
+        self.pool.receive(flags, len, &mut self.chunks.borrow_mut());
+    }
+
+    /// The oldest received buffer.
+    pub(crate) fn pop(&self) -> Option<BytesMut> {
+        self.chunks.borrow_mut().pop_front()
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        for chunk in self.chunks.get_mut().drain(..) {
+            self.pool.give_back(chunk);
+        }
+    }
+}
