@@ -16,6 +16,7 @@ use uring_bufio::time::timeout;
 
 pub mod dropping;
 pub mod pool;
+pub mod pooled;
 pub mod read_calls;
 pub mod records;
 pub mod trickle;

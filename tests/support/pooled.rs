@@ -1,0 +1,132 @@
+//! Helpers of the pooled-reader tests (`tests/pooled*.rs`): a runtime with
+//! a given pool, the kernel modes to loop over, the checks that every pool
+//! buffer came back, and connections that trickle reproducible bytes and
+//! read them back with stalls and dropped futures.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use super::{Rng, bounded, within};
+use uring_bufio::io::{BufReader, BufWriter};
+use uring_bufio::net::TcpStream;
+use uring_bufio::time::{sleep, timeout};
+use uring_bufio::{PoolConfig, PoolStats, Runtime};
+
+/// Upper bound for one test.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a runtime with `pool`, then returns the pool's counters.
+pub fn run_pooled<F, Fut>(pool: PoolConfig, f: F) -> PoolStats
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<()>>,
+{
+    within(LIMIT, move || {
+        let rt = Runtime::builder().pool(pool).build().expect("runtime");
+        rt.block_on(f()).expect("test failed");
+        let stats = rt.pool_stats().expect("the pool was built");
+        assert_mode(&rt, &pool, &stats);
+        stats
+    })
+}
+
+/// Adjusts a pool config to one mode.
+pub type ModeFn = fn(PoolConfig) -> PoolConfig;
+
+/// The ways the kernel can hand out pool buffers; each test that loops
+/// over them runs in every one (on epoll all are the user-space list).
+pub const MODES: [(&str, ModeFn); 3] = [
+    ("incremental", |c| c),
+    ("bundles", |c| c.incremental(false)),
+    ("plain", |c| c.incremental(false).bundles(false)),
+];
+
+/// The pool uses the kernel features asked for wherever the kernel has
+/// them: on this project's kernel (6.18) every mode really runs.
+pub fn assert_mode(rt: &Runtime, pool: &PoolConfig, stats: &PoolStats) {
+    let probe = rt.probe();
+    let uring = rt.driver() == uring_bufio::DriverKind::IoUring;
+    assert_eq!(
+        stats.kernel_ring,
+        uring && probe.multishot_recv,
+        "{stats:?}"
+    );
+    let inc = stats.kernel_ring && probe.buf_ring_inc && pool.get_incremental();
+    assert_eq!(stats.incremental, inc, "{stats:?}");
+    let bundles = stats.kernel_ring && !inc && probe.recv_bundle && pool.get_bundles();
+    assert_eq!(stats.bundles, bundles, "{stats:?}");
+}
+
+/// Every buffer is back in the pool and none is counted out.
+pub fn assert_all_back(stats: &PoolStats) {
+    assert_eq!(stats.out, 0, "buffers still out: {stats:?}");
+    assert_eq!(stats.free, stats.buffers, "{stats:?}");
+}
+
+/// The bytes connection `seed` carries: its seed first, then noise.
+pub fn stream_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = seed.to_le_bytes().to_vec();
+    out.extend(Rng::new(seed).bytes(len));
+    out
+}
+
+/// Sends `data` in random pieces with random pauses, then shuts down the
+/// write side. Errors are returned (a peer that hung up on purpose).
+pub async fn trickle(stream: TcpStream, data: Vec<u8>, seed: u64) -> io::Result<()> {
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let mut w = BufWriter::with_capacity(1 + rng.below(600), stream);
+    let mut at = 0;
+    while at < data.len() {
+        let n = (1 + rng.below(900)).min(data.len() - at);
+        w.write_all(&data[at..at + n]).await?;
+        match rng.below(6) {
+            0 => w.flush().await?,
+            1 => sleep(Duration::from_micros(rng.below(2000) as u64)).await,
+            _ => {}
+        }
+        at += n;
+    }
+    w.shutdown().await
+}
+
+/// Reads one connection with random consumes, stalls and dropped
+/// `fill_buf` futures; checks every byte. One connection in eight (by its
+/// seed) is dropped part way, with bytes and buffers still in the reader.
+pub async fn drain(stream: TcpStream, len: usize) -> io::Result<usize> {
+    let mut r = BufReader::pooled(stream);
+    let head = bounded("fill_at_least", r.fill_at_least(8)).await?;
+    let seed = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    let want = stream_bytes(seed, len);
+    let mut rng = Rng::new(seed ^ 0xd4a1);
+    let give_up_at = ((seed - 1000) % 8 == 7).then(|| rng.below(len));
+    let mut at = 0;
+    loop {
+        if give_up_at.is_some_and(|g| at >= g) {
+            return Ok(at); // drops the reader with bytes and buffers in it
+        }
+        match rng.below(8) {
+            // A fill dropped after a short while (often before it finished).
+            0 => {
+                let _ = timeout(Duration::from_micros(rng.below(300) as u64), r.fill_buf()).await;
+                continue;
+            }
+            // A stall while holding whatever is buffered.
+            1 => sleep(Duration::from_micros(rng.below(3000) as u64)).await,
+            _ => {}
+        }
+        let buf = bounded("fill_buf", r.fill_buf()).await?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = (1 + rng.below(700)).min(buf.len());
+        assert!(
+            buf[..n] == want[at..at + n],
+            "seed {seed}: bytes differ at {at}"
+        );
+        r.consume(n);
+        at += n;
+    }
+    assert_eq!(at, want.len(), "seed {seed}: stream length");
+    Ok(at)
+}
