@@ -56,7 +56,8 @@ pub(super) async fn read(fd: &SharedFd, buf: BytesMut) -> (io::Result<usize>, By
     if buf.capacity() == buf.len() {
         return (Ok(0), buf);
     }
-    Op::submit(op::Recv::new(fd.clone(), buf)).await
+    let (res, buf, _) = Op::submit(op::Recv::new(fd.clone(), buf)).await;
+    (res, buf)
 }
 
 /// Sends some prefix of `buf` (without SIGPIPE) and returns its length.

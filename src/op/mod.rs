@@ -45,7 +45,7 @@ pub(crate) use connect::Connect;
 pub(crate) use fsync::Fsync;
 pub(crate) use openat::OpenAt;
 pub(crate) use read::Read;
-pub(crate) use recv::Recv;
+pub(crate) use recv::{Recv, RecvOutput};
 pub(crate) use recv_pool::RecvPool;
 pub(crate) use send::Send;
 pub(crate) use sendmsg::SendMsg;

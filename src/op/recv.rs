@@ -47,8 +47,13 @@ impl Recv {
     }
 }
 
+/// What a receive gives back: the result, the buffer, and whether the
+/// kernel said more bytes were already waiting in the socket
+/// (`IORING_CQE_F_SOCK_NONEMPTY`; never on epoll).
+pub(crate) type RecvOutput = (io::Result<usize>, BytesMut, bool);
+
 impl Operation for Recv {
-    type Output = (io::Result<usize>, BytesMut);
+    type Output = RecvOutput;
     const CANCEL_ON_DROP: bool = true;
 
     fn entry(&mut self) -> squeue::Entry {
@@ -92,6 +97,8 @@ impl Operation for Recv {
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {
-        filled(self.buf, res)
+        let more = io_uring::cqueue::sock_nonempty(res.flags);
+        let (res, buf) = filled(self.buf, res);
+        (res, buf, more)
     }
 }
