@@ -312,3 +312,36 @@ fn three_buffers_serve_readers_that_each_hold_part_of_a_line() {
         assert_all_back(&stats);
     }
 }
+
+#[test]
+fn a_line_spanning_buffers_is_joined_alone_and_the_rest_stays_in_the_pool() {
+    // 8-byte buffers, all bytes waiting before the first receive:
+    // [abc\ndefg][hij\nkl\nm][n\n]. "defghij" spans the first two; only
+    // "hij\n" of the second is joined to it, and "kl\nm" stays in its pool
+    // buffer for the lines after.
+    for (mode, config) in MODES {
+        eprintln!("mode {mode}");
+        let pool = config(PoolConfig::new().buffer_size(8).buffers(8));
+        let stats = run_pooled(pool, || async {
+            let (a, b) = uring_bufio::net::UnixStream::pair()?;
+            let (res, _) = a
+                .write_all(Bytes::from_static(b"abc\ndefghij\nkl\nmn\n"))
+                .await;
+            res?;
+            drop(a);
+            let mut r = BufReader::pooled(b);
+            assert_eq!(r.next_line().await?, Some(&b"abc"[..]));
+            assert_eq!(r.next_line().await?, Some(&b"defghij"[..]));
+            assert!(
+                r.buffer().is_empty(),
+                "the joined line took {:?} of the next buffer with it",
+                String::from_utf8_lossy(r.buffer())
+            );
+            assert_eq!(r.next_line().await?, Some(&b"kl"[..]));
+            assert_eq!(r.next_line().await?, Some(&b"mn"[..]));
+            assert_eq!(r.next_line().await?, None);
+            Ok(())
+        });
+        assert_all_back(&stats);
+    }
+}

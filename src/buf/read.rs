@@ -110,34 +110,30 @@ impl ReadBuffer {
         self.lent = 0;
     }
 
-    /// Adds received bytes lent by `pool`. Into an empty buffer the pool
-    /// buffer itself becomes the buffer (no copy); after unconsumed bytes it
-    /// is copied into a spill buffer, which holds the record being joined,
-    /// and goes back to the pool at once.
+    /// Adds a received pool buffer to an empty reader: the pool buffer
+    /// itself becomes the reader's buffer (no copy) and goes back to `pool`
+    /// once drained.
     pub(crate) fn push_pooled(&mut self, chunk: BytesMut, pool: &Rc<Pool>) {
-        if self.data.len() == self.head {
-            self.lent = 0;
-            self.give_back();
-            self.data = chunk;
-            self.head = 0;
-            self.scanned = 0;
-            self.origin = Some(pool.clone());
-            return;
-        }
-        if self.origin.is_some() {
-            // The unconsumed tail of a pool buffer moves to a spill buffer
-            // sized for it and the new bytes.
-            let mut spill = BytesMut::with_capacity(self.filled().len() + chunk.len());
-            spill.extend_from_slice(self.filled());
-            self.give_back();
-            self.data = spill;
-            self.head = 0;
-            self.lent = 0;
-        } else {
-            self.compact();
-        }
-        self.data.extend_from_slice(&chunk);
-        pool.give_back(chunk);
+        debug_assert!(
+            self.data.len() == self.head,
+            "push_pooled onto unconsumed bytes"
+        );
+        self.lent = 0;
+        self.give_back();
+        self.data = chunk;
+        self.head = 0;
+        self.scanned = 0;
+        self.origin = Some(pool.clone());
+    }
+
+    /// Joins `bytes` (the front of the next received buffer) to the
+    /// unconsumed bytes of a record that spans buffers. The record is
+    /// joined in memory of the reader's own, which holds only the record:
+    /// the caller passes no more of the next buffer than the record needs.
+    pub(crate) fn join(&mut self, bytes: &[u8]) {
+        self.unpool();
+        self.compact();
+        self.data.extend_from_slice(bytes);
     }
 
     /// Size of one read.

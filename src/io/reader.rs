@@ -68,6 +68,9 @@ pub struct BufReader<S> {
     /// The last receive left bytes waiting in the socket: the next one
     /// tries at once instead of waiting for readiness first.
     sock_nonempty: bool,
+    /// The delimiter a record search is filling for (the pooled mode joins
+    /// a spanning record only through it).
+    join_delim: Option<u8>,
 }
 
 /// A read into the buffer's spare part: `read` for files, pipes and
@@ -114,6 +117,7 @@ impl<S: ReadSource> BufReader<S> {
             want_pool: false,
             pooled: None,
             sock_nonempty: false,
+            join_delim: None,
         }
     }
 
@@ -136,8 +140,10 @@ impl<S: ReadSource> BufReader<S> {
     /// * a buffer the caller consumed entirely goes back to the pool at
     ///   once (its memory stays with a frame that still refers to it, and
     ///   the pool takes a fresh one);
-    /// * a record spanning two buffers is joined in a spill buffer holding
-    ///   the unconsumed bytes and the next buffer's, freed once consumed;
+    /// * a record spanning buffers is joined in memory of the reader's own
+    ///   holding only that record (the next buffer's bytes through the
+    ///   delimiter, or as many as asked for; the rest of that buffer stays
+    ///   in the pool and is lent without a copy), freed once consumed;
     /// * a reader holds at most [`PoolConfig::per_reader`](crate::PoolConfig::per_reader)
     ///   completions received and not consumed (each one buffer, or a few
     ///   with bundles), besides the buffer it lends from: past it the
@@ -382,7 +388,10 @@ impl<S: ReadSource> BufReader<S> {
                 Found::NeedMore => {}
             }
             let have = self.buf.filled().len();
-            ready!(self.poll_fill(cx, have + 1))?;
+            self.join_delim = Some(delim);
+            let filled = self.poll_fill(cx, have + 1);
+            self.join_delim = None;
+            ready!(filled)?;
             if self.buf.filled().len() == have {
                 self.eof = false;
                 // The last record has no delimiter, so no `\r` allowance.

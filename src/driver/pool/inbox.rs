@@ -42,6 +42,11 @@ impl Inbox {
     pub(crate) fn pop(&self) -> Option<BytesMut> {
         self.chunks.borrow_mut().pop_front()
     }
+
+    /// Puts the rest of a buffer whose front was taken back at the front.
+    pub(crate) fn push_front(&self, chunk: BytesMut) {
+        self.chunks.borrow_mut().push_front(chunk);
+    }
 }
 
 impl Drop for Inbox {

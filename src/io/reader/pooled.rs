@@ -5,7 +5,10 @@
 //! completion names a pool buffer. Into an empty reader the pool buffer
 //! itself becomes the reader's buffer, so `fill_buf` lends from it and a
 //! frame cut from it leaves without a copy; a record that spans buffers is
-//! joined in a spill buffer. A drained buffer goes back to the pool at once.
+//! joined in memory of the reader's own, taking from the next buffer only
+//! what the record needs (through the delimiter a record search looks for),
+//! so the rest of that buffer is still lent without a copy afterwards. A
+//! drained buffer goes back to the pool at once.
 //!
 //! A reader about to wait for more bytes moves the unconsumed part of a
 //! pool buffer into memory of its own first (the copy that joining the
@@ -73,8 +76,28 @@ impl<S: ReadSource> BufReader<S> {
             // Completions book their buffers into the inbox when reaped, so
             // bytes are there before (and in the order of) the completions
             // that report them, and before any end or error after them.
-            if let Some(chunk) = p.inbox.pop() {
-                self.buf.push_pooled(chunk, &p.pool);
+            if let Some(mut chunk) = p.inbox.pop() {
+                let have = self.buf.filled().len();
+                if have == 0 {
+                    self.buf.push_pooled(chunk, &p.pool);
+                    continue;
+                }
+                // A record spans buffers: join only what it needs of this
+                // one (through the delimiter a record search looks for, or
+                // the bytes asked for); the rest stays a pool buffer, lent
+                // without a copy once the joined record is consumed.
+                let want = match self.join_delim {
+                    Some(d) => memchr::memchr(d, &chunk).map_or(chunk.len(), |i| i + 1),
+                    None => chunk.len(),
+                };
+                let take = want.max((n - have).min(chunk.len()));
+                self.buf.join(&chunk[..take]);
+                if take < chunk.len() {
+                    bytes::Buf::advance(&mut chunk, take);
+                    p.inbox.push_front(chunk);
+                } else {
+                    p.pool.give_back(chunk);
+                }
                 continue;
             }
             if let Some(e) = self.error.take() {
