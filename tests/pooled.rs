@@ -12,7 +12,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::pooled::{LIMIT, MODES, assert_all_back, run_pooled, stream_bytes};
+use support::pooled::{LIMIT, MODES, assert_all_back, run_pooled, unix_sending};
 use support::{Rng, bounded, within};
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
@@ -262,10 +262,7 @@ fn bundles_fill_several_buffers_per_completion() {
     within(LIMIT, move || {
         let rt = Runtime::builder().pool(pool).build().expect("runtime");
         rt.block_on(async {
-            let (a, b) = UnixStream::pair()?;
-            let data = stream_bytes(9, 200_000);
-            let sent = Bytes::from(data.clone());
-            let writer = spawn(async move { a.write_all(sent).await.0 });
+            let (b, writer, data) = unix_sending(9, 200_000)?;
             let mut r = BufReader::pooled(b);
             let mut got = Vec::new();
             let mut rng = Rng::new(9);
@@ -317,10 +314,7 @@ fn refused_submissions_are_retried_without_losing_bytes() {
                 .build()
                 .expect("runtime");
             rt.block_on(async {
-                let (a, b) = UnixStream::pair()?;
-                let data = stream_bytes(3, 100_000);
-                let sent = Bytes::from(data.clone());
-                let writer = spawn(async move { a.write_all(sent).await.0 });
+                let (b, writer, data) = unix_sending(3, 100_000)?;
                 let mut r = BufReader::pooled(b);
                 let mut got = Vec::new();
                 bounded("read_to_end", r.read_to_end(&mut got)).await?;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::{Rng, bounded, within};
 use uring_bufio::io::{BufReader, BufWriter};
-use uring_bufio::net::TcpStream;
+use uring_bufio::net::{TcpStream, UnixStream};
 use uring_bufio::time::{sleep, timeout};
-use uring_bufio::{PoolConfig, PoolStats, Runtime};
+use uring_bufio::{JoinHandle, PoolConfig, PoolStats, Runtime, spawn};
 
 /// Upper bound for one test.
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -129,4 +129,17 @@ pub async fn drain(stream: TcpStream, len: usize) -> io::Result<usize> {
     }
     assert_eq!(at, want.len(), "seed {seed}: stream length");
     Ok(at)
+}
+
+/// A Unix socket pair whose one end is sending `stream_bytes(seed, len)`
+/// from a task: the other end, the task, and the bytes it sends.
+pub fn unix_sending(
+    seed: u64,
+    len: usize,
+) -> io::Result<(UnixStream, JoinHandle<io::Result<()>>, Vec<u8>)> {
+    let (a, b) = UnixStream::pair()?;
+    let data = stream_bytes(seed, len);
+    let sent = bytes::Bytes::from(data.clone());
+    let writer = spawn(async move { a.write_all(sent).await.0 });
+    Ok((b, writer, data))
 }
