@@ -9,11 +9,11 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use uring_bufio::Runtime;
 use uring_bufio::faults::{FaultPlan, FaultStats, quarantine_report};
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::UnixStream;
 use uring_bufio::time::{sleep, timeout};
+use uring_bufio::{PoolConfig, Runtime};
 
 /// Faults injected across this file, printed for the README's figures.
 static INJECTED: AtomicU64 = AtomicU64::new(0);
@@ -45,7 +45,12 @@ fn runtime(plan: FaultPlan) -> Runtime {
 /// back with `read_exact` through a BufReader of `capacity`; returns the
 /// faults injected. Every byte must match.
 fn transfer_all(plan: FaultPlan, max: usize, capacity: usize) -> u64 {
-    let rt = runtime(plan);
+    transfer_all_on(runtime(plan), max, capacity, false)
+}
+
+/// [`transfer_all`] on `rt`; with `pooled` the reader is
+/// `BufReader::pooled` (and every pool buffer must be back at the end).
+fn transfer_all_on(rt: Runtime, max: usize, capacity: usize, pooled: bool) -> u64 {
     rt.block_on(async {
         let (a, b) = UnixStream::pair().expect("socketpair");
         let writer = uring_bufio::spawn(async move {
@@ -58,16 +63,62 @@ fn transfer_all(plan: FaultPlan, max: usize, capacity: usize) -> u64 {
             }
             w.shutdown().await
         });
-        let mut r = BufReader::with_capacity(capacity, b);
+        let mut r = if pooled {
+            BufReader::pooled(b)
+        } else {
+            BufReader::with_capacity(capacity, b)
+        };
         for n in 0..=max {
             let mut got = vec![0; n];
             r.read_exact(&mut got).await.expect("read_exact");
             assert_eq!(got, payload(n), "payload {n} (capacity {capacity})");
         }
         assert!(r.fill_buf().await.expect("eof").is_empty(), "extra bytes");
+        assert_eq!(r.is_pooled(), pooled);
         writer.await.expect("writer task").expect("writer");
     });
+    if pooled {
+        let stats = rt.pool_stats().expect("pool");
+        assert!(stats.out == 0 && stats.free == stats.buffers, "{stats:?}");
+    }
     count(rt.fault_stats())
+}
+
+/// Pooled readers under the same faults: EINTR and EAGAIN completing their
+/// multishot receive (injected instead of the receive; a multishot receive
+/// has no length to shorten, so short transfers apply to the writer only)
+/// and refused submissions are resumed, every byte arrives, every pool
+/// buffer comes back; and a reset surfaces as `ConnectionReset`.
+#[test]
+fn pooled_readers_resume_eintr_and_eagain_and_surface_resets() {
+    let plan = FaultPlan::new(17)
+        .error(libc::EINTR, 0.2)
+        .error(libc::EAGAIN, 0.2)
+        .short_io(0.3)
+        .submit_error(libc::EAGAIN, 0.1);
+    let rt = Runtime::builder()
+        .entries(8)
+        .faults(plan)
+        .pool(PoolConfig::new().buffer_size(64).buffers(4).per_reader(2))
+        .build()
+        .expect("runtime");
+    let injected = transfer_all_on(rt, 300, 256, true);
+    assert!(injected > 100, "only {injected} faults");
+    let rt = Runtime::builder()
+        .faults(FaultPlan::new(1).error(libc::ECONNRESET, 1.0))
+        .build()
+        .expect("runtime");
+    let err = rt.block_on(async {
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        std::io::Write::write_all(&mut a, &[1u8; 100]).expect("std write");
+        let mut r = BufReader::pooled(UnixStream::from_std(b));
+        let mut sink = Vec::new();
+        r.read_to_end(&mut sink)
+            .await
+            .expect_err("an injected error")
+    });
+    count(rt.fault_stats());
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
 }
 
 /// Every read and write limited to k bytes, for k = 1..=32: each payload of

@@ -125,8 +125,8 @@ impl Faults {
     }
 
     /// Decides for one operation; `transfer` is its length if it moves
-    /// bytes (only those get short transfers and errors).
-    pub(crate) fn decide(&mut self, transfer: Option<usize>) -> Decision {
+    /// bytes (only those get errors, and short transfers if `shortens`).
+    pub(crate) fn decide(&mut self, transfer: Option<usize>, shortens: bool) -> Decision {
         if let Some((errno, p)) = self.plan.submit_error
             && self.unit() < p
         {
@@ -144,7 +144,7 @@ impl Faults {
             }
         }
         let mut max = self.plan.max_io.unwrap_or(usize::MAX);
-        if len > 1 && self.plan.short > 0.0 && self.unit() < self.plan.short {
+        if shortens && len > 1 && self.plan.short > 0.0 && self.unit() < self.plan.short {
             max = max.min(1 + (self.unit() * (len - 1) as f64) as usize);
         }
         if max < len {

@@ -321,7 +321,7 @@ impl Driver {
         let mut data = data;
         #[cfg(feature = "fault-injection")]
         if let Some(faults) = inner.faults.as_mut() {
-            match faults.decide(data.transfer_len()) {
+            match faults.decide(data.transfer_len(), data.shortens()) {
                 faults::Decision::Pass => {}
                 faults::Decision::Shorten(max) => data.limit(max),
                 faults::Decision::Refuse(errno) => {

@@ -54,6 +54,10 @@ pub trait Owned: 'static {
     /// injection).
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
     fn transfer_len(&self) -> Option<usize>;
+    /// Whether [`Owned::limit`] can shorten the transfer (a multishot
+    /// receive has no length to shorten).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn shortens(&self) -> bool;
     /// Asks the kernel for at most `max` bytes (a short transfer on purpose).
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
     fn limit(&mut self, max: usize);

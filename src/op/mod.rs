@@ -77,6 +77,12 @@ pub trait Operation: Sized + 'static {
         None
     }
 
+    /// Whether [`Operation::limit`] can shorten the transfer.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    fn shortens(&self) -> bool {
+        true
+    }
+
     /// Asks for at most `max` bytes (reads and writes; a test fault).
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
     fn limit(&mut self, max: usize) {
@@ -126,6 +132,9 @@ impl<T: Operation> Owned for T {
     }
     fn transfer_len(&self) -> Option<usize> {
         Operation::transfer_len(self)
+    }
+    fn shortens(&self) -> bool {
+        Operation::shortens(self)
     }
     fn limit(&mut self, max: usize) {
         Operation::limit(self, max);

@@ -84,6 +84,14 @@ impl Operation for RecvPool {
         or_wait(res, fd, Interest::Read)
     }
 
+    fn transfer_len(&self) -> Option<usize> {
+        Some(self.inbox.pool().config().get_buffer_size())
+    }
+
+    fn shortens(&self) -> bool {
+        false // a multishot receive has no length to shorten
+    }
+
     fn complete(self, res: CqeResult) -> CqeResult {
         res
     }
