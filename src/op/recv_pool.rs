@@ -21,12 +21,16 @@ pub(crate) struct RecvPool {
     fd: SharedFd,
     /// Where received buffers go.
     inbox: Rc<Inbox>,
+    /// Buffers' worth of bytes it may receive before it ends (where the
+    /// kernel takes a byte limit).
+    buffers: usize,
 }
 
 impl RecvPool {
-    /// A receive from `fd` into buffers of the inbox's pool.
-    pub(crate) fn new(fd: SharedFd, inbox: Rc<Inbox>) -> RecvPool {
-        RecvPool { fd, inbox }
+    /// A receive from `fd` into buffers of the inbox's pool, ending after
+    /// `buffers` buffers' worth of bytes.
+    pub(crate) fn new(fd: SharedFd, inbox: Rc<Inbox>, buffers: usize) -> RecvPool {
+        RecvPool { fd, inbox, buffers }
     }
 }
 
@@ -61,7 +65,7 @@ impl Operation for RecvPool {
                 opcode::RecvMulti::new(fd, pool.bgid()).build()
             }
         };
-        match pool.receive_limit() {
+        match pool.receive_limit(self.buffers) {
             Some(limit) => with_byte_limit(entry, limit),
             None => entry,
         }

@@ -38,6 +38,11 @@ impl Inbox {
         self.pool.receive(flags, len, &mut self.chunks.borrow_mut());
     }
 
+    /// Buffers waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.chunks.borrow().len()
+    }
+
     /// The oldest received buffer.
     pub(crate) fn pop(&self) -> Option<BytesMut> {
         self.chunks.borrow_mut().pop_front()

@@ -189,14 +189,15 @@ impl Pool {
         }
     }
 
-    /// The byte limit each multishot receive carries (its reader's share:
-    /// `per_reader` buffers), or `None` where the kernel has none.
-    pub(crate) fn receive_limit(&self) -> Option<u32> {
+    /// The byte limit of a multishot receive that may fill `buffers`
+    /// buffers (what its reader may still take of its `per_reader` share),
+    /// or `None` where the kernel has no limits.
+    pub(crate) fn receive_limit(&self, buffers: usize) -> Option<u32> {
         if !self.byte_limit.get() {
             return None;
         }
         let config = self.inner.borrow().config;
-        let bytes = config.per_reader.saturating_mul(config.size);
+        let bytes = buffers.max(1).saturating_mul(config.size);
         Some(u32::try_from(bytes).unwrap_or(u32::MAX).max(1))
     }
 

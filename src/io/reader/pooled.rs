@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::{BufReader, is_retry};
-use crate::driver::{Inbox, Pool};
+use crate::driver::{CqeResult, Inbox, Pool, SharedFd};
 use crate::op::{Multishot, RecvPool};
 use crate::source::ReadSource;
 
@@ -55,6 +55,42 @@ impl Pooled {
             starved: false,
         }
     }
+
+    /// Arms a receive for what is left of this reader's share: at most
+    /// `per_reader` buffers held in the inbox and in flight together.
+    fn arm(&mut self, fd: SharedFd) {
+        let share = self.pool.config().get_per_reader();
+        let left = share.saturating_sub(self.inbox.len()).max(1);
+        self.recv = Some(Multishot::submit(RecvPool::new(
+            fd,
+            self.inbox.clone(),
+            left,
+        )));
+    }
+
+    /// Takes in one completion of the receive (its bytes are already in
+    /// the inbox): an end of stream or an error is noted for when the inbox
+    /// is drained; running dry, a cap cancel or a retry only lead to arming
+    /// again.
+    fn settle(&mut self, res: CqeResult, eof: &mut bool, error: &mut Option<io::Error>) {
+        match res.result {
+            // Its bytes are in the inbox.
+            Ok(len) if len > 0 => {}
+            Ok(_) => *eof = true,
+            Err(e) => match e.raw_os_error() {
+                // Out of buffers: grow, or wait for one to come back.
+                Some(libc::ENOBUFS) => self.starved = !self.pool.exhausted(),
+                // Paused at the per-reader cap: arm again when the caller
+                // asks for more.
+                Some(libc::ECANCELED) => {}
+                // A kernel without byte limits on multishot receives: arm
+                // again without one.
+                Some(libc::EINVAL) if self.pool.refuse_limit() => {}
+                _ if is_retry(&e) => {}
+                _ => *error = Some(e),
+            },
+        }
+    }
 }
 
 impl<S: ReadSource> BufReader<S> {
@@ -68,6 +104,7 @@ impl<S: ReadSource> BufReader<S> {
         loop {
             self.buf.release_drained();
             if self.buf.filled().len() >= n {
+                self.read_ahead_pooled(cx);
                 return Poll::Ready(Ok(()));
             }
             let Some(p) = self.pooled.as_mut() else {
@@ -114,8 +151,7 @@ impl<S: ReadSource> BufReader<S> {
                     }
                     p.starved = false;
                 }
-                let fd = self.source.shared_fd().clone();
-                p.recv = Some(Multishot::submit(RecvPool::new(fd, p.inbox.clone())));
+                p.arm(self.source.shared_fd().clone());
             }
             let recv = p.recv.as_mut().expect("armed just above");
             let Poll::Ready(next) = recv.poll_next(cx) else {
@@ -130,25 +166,34 @@ impl<S: ReadSource> BufReader<S> {
             if last {
                 p.recv = None;
             }
-            match res.result {
-                // Its bytes are in the inbox.
-                Ok(len) if len > 0 => {}
-                Ok(_) => self.eof = true,
-                Err(e) => {
-                    match e.raw_os_error() {
-                        // Out of buffers: grow, or wait for one to come back.
-                        Some(libc::ENOBUFS) => p.starved = !p.pool.exhausted(),
-                        // Paused at the per-reader cap: arm again now that
-                        // the caller asks for more.
-                        Some(libc::ECANCELED) => {}
-                        // A kernel without byte limits on multishot
-                        // receives: arm again without one.
-                        Some(libc::EINVAL) if p.pool.refuse_limit() => {}
-                        _ if is_retry(&e) => {}
-                        _ => self.error = Some(e),
+            p.settle(res, &mut self.eof, &mut self.error);
+        }
+    }
+
+    /// Read-ahead of the pooled mode, while the caller works on filled
+    /// bytes: takes in completions that already arrived and, if the receive
+    /// has ended (its byte limit reached) and the reader holds less than
+    /// its share, arms the next one, so the socket is never left without a
+    /// receive while the caller catches up.
+    fn read_ahead_pooled(&mut self, cx: &mut Context<'_>) {
+        let Some(p) = self.pooled.as_mut() else {
+            return;
+        };
+        while let Some(recv) = p.recv.as_mut() {
+            match recv.poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(None) => p.recv = None,
+                Poll::Ready(Some((res, last))) => {
+                    if last {
+                        p.recv = None;
                     }
+                    p.settle(res, &mut self.eof, &mut self.error);
                 }
             }
+        }
+        let idle = p.recv.is_none() && !p.starved && !self.eof && self.error.is_none();
+        if idle && p.inbox.len() < p.pool.config().get_per_reader() {
+            p.arm(self.source.shared_fd().clone());
         }
     }
 }
