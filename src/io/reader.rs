@@ -68,9 +68,6 @@ pub struct BufReader<S> {
     /// The last receive left bytes waiting in the socket: the next one
     /// tries at once instead of waiting for readiness first.
     sock_nonempty: bool,
-    /// The delimiter a record search is filling for (the pooled mode joins
-    /// a spanning record only through it).
-    join_delim: Option<u8>,
 }
 
 /// A read into the buffer's spare part: `read` for files, pipes and
@@ -117,7 +114,6 @@ impl<S: ReadSource> BufReader<S> {
             want_pool: false,
             pooled: None,
             sock_nonempty: false,
-            join_delim: None,
         }
     }
 
@@ -286,12 +282,24 @@ impl<S: ReadSource> BufReader<S> {
     /// Polls until at least `n` bytes are filled, the stream ended, or a
     /// read failed. The filled bytes may be fewer than `n` only at the end.
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>, n: usize) -> Poll<io::Result<()>> {
+        self.poll_fill_until(cx, n, None)
+    }
+
+    /// [`poll_fill`](BufReader::poll_fill) for a record search that looks
+    /// for `delim` (the pooled mode joins a record spanning buffers only
+    /// through it).
+    fn poll_fill_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        n: usize,
+        delim: Option<u8>,
+    ) -> Poll<io::Result<()>> {
         self.buf.settle();
         if self.want_pool {
             self.resolve_pool();
         }
         if self.pooled.is_some() {
-            return self.poll_fill_pooled(cx, n);
+            return self.poll_fill_pooled(cx, n, delim);
         }
         loop {
             if self.inflight.is_some() && self.poll_inflight(cx).is_pending() {
@@ -388,10 +396,7 @@ impl<S: ReadSource> BufReader<S> {
                 Found::NeedMore => {}
             }
             let have = self.buf.filled().len();
-            self.join_delim = Some(delim);
-            let filled = self.poll_fill(cx, have + 1);
-            self.join_delim = None;
-            ready!(filled)?;
+            ready!(self.poll_fill_until(cx, have + 1, Some(delim)))?;
             if self.buf.filled().len() == have {
                 self.eof = false;
                 // The last record has no delimiter, so no `\r` allowance.

@@ -95,11 +95,13 @@ impl Pooled {
 
 impl<S: ReadSource> BufReader<S> {
     /// `poll_fill` of the pooled mode: at least `n` bytes, the end of the
-    /// stream, or an error.
+    /// stream, or an error; `delim` is the delimiter a record search looks
+    /// for, if it is one.
     pub(super) fn poll_fill_pooled(
         &mut self,
         cx: &mut Context<'_>,
         n: usize,
+        delim: Option<u8>,
     ) -> Poll<io::Result<()>> {
         loop {
             self.buf.release_drained();
@@ -123,7 +125,7 @@ impl<S: ReadSource> BufReader<S> {
                 // one (through the delimiter a record search looks for, or
                 // the bytes asked for); the rest stays a pool buffer, lent
                 // without a copy once the joined record is consumed.
-                let want = match self.join_delim {
+                let want = match delim {
                     Some(d) => memchr::memchr(d, &chunk).map_or(chunk.len(), |i| i + 1),
                     None => chunk.len(),
                 };
