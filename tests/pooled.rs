@@ -30,7 +30,7 @@ fn lines_over_tcp_match_what_was_sent() {
 
 /// Sends 3000 random lines in random pieces; reads them with `next_line`.
 fn lines_over_tcp(pool: PoolConfig) -> PoolStats {
-    run_pooled(pool, || async {
+    run_pooled(pool, async |_| {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let mut rng = Rng::new(7);
@@ -76,49 +76,43 @@ fn lines_over_tcp(pool: PoolConfig) -> PoolStats {
 
 #[test]
 fn idle_readers_hold_no_buffers() {
-    within(LIMIT, || {
-        let rt = Runtime::builder()
-            .pool(PoolConfig::new().buffer_size(4096).buffers(8))
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            const CONNS: usize = 300;
-            let listener = TcpListener::bind("127.0.0.1:0")?;
-            let addr = listener.local_addr()?;
-            let mut clients = Vec::new();
-            let mut readers = Vec::new();
-            for _ in 0..CONNS {
-                clients.push(TcpStream::connect(addr).await?);
-                let (s, _) = listener.accept().await?;
-                readers.push(spawn(async move {
-                    let mut r = BufReader::pooled(s);
-                    let line = r.next_line().await?.map(<[u8]>::to_vec);
-                    Ok::<_, io::Error>(line)
-                }));
-            }
-            // Every reader is parked with its receive armed.
-            sleep(Duration::from_millis(50)).await;
-            let idle = rt.pool_stats().expect("pool");
-            assert_eq!(idle.out, 0, "idle readers hold buffers: {idle:?}");
-            assert_eq!(idle.buffers, 8, "the pool grew while idle: {idle:?}");
-            for (i, c) in clients.iter().enumerate() {
-                let (res, _) = c.write_all(Bytes::from(format!("hello {i}\n"))).await;
-                res?;
-            }
-            for (i, r) in readers.into_iter().enumerate() {
-                let line = bounded("reader", r).await.expect("task")?;
-                assert_eq!(line, Some(format!("hello {i}").into_bytes()));
-            }
-            assert_all_back(&rt.pool_stats().expect("pool"));
-            Ok::<_, io::Error>(())
-        })
-        .expect("test failed");
+    let pool = PoolConfig::new().buffer_size(4096).buffers(8);
+    let stats = run_pooled(pool, async |rt| {
+        const CONNS: usize = 300;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mut clients = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..CONNS {
+            clients.push(TcpStream::connect(addr).await?);
+            let (s, _) = listener.accept().await?;
+            readers.push(spawn(async move {
+                let mut r = BufReader::pooled(s);
+                let line = r.next_line().await?.map(<[u8]>::to_vec);
+                Ok::<_, io::Error>(line)
+            }));
+        }
+        // Every reader is parked with its receive armed.
+        sleep(Duration::from_millis(50)).await;
+        let idle = rt.pool_stats().expect("pool");
+        assert_eq!(idle.out, 0, "idle readers hold buffers: {idle:?}");
+        assert_eq!(idle.buffers, 8, "the pool grew while idle: {idle:?}");
+        for (i, c) in clients.iter().enumerate() {
+            let (res, _) = c.write_all(Bytes::from(format!("hello {i}\n"))).await;
+            res?;
+        }
+        for (i, r) in readers.into_iter().enumerate() {
+            let line = bounded("reader", r).await.expect("task")?;
+            assert_eq!(line, Some(format!("hello {i}").into_bytes()));
+        }
+        Ok(())
     });
+    assert_all_back(&stats);
 }
 
 #[test]
 fn unix_socket_lines_and_end_of_stream() {
-    let stats = run_pooled(PoolConfig::new().buffer_size(64).buffers(4), || async {
+    let stats = run_pooled(PoolConfig::new().buffer_size(64).buffers(4), async |_| {
         let (a, b) = UnixStream::pair()?;
         let mut want = Vec::new();
         for i in 0..500 {
@@ -147,7 +141,7 @@ fn unix_socket_lines_and_end_of_stream() {
 
 #[test]
 fn a_reset_connection_is_an_error_not_a_panic() {
-    let stats = run_pooled(PoolConfig::new().buffer_size(256).buffers(4), || async {
+    let stats = run_pooled(PoolConfig::new().buffer_size(256).buffers(4), async |_| {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let client = std::net::TcpStream::connect(addr)?;
@@ -204,53 +198,48 @@ fn incremental_buffers_pack_small_messages_of_many_connections() {
         .buffer_size(4096)
         .buffers(4)
         .max_buffers(4);
-    within(LIMIT, move || {
-        let rt = Runtime::builder().pool(pool).build().expect("runtime");
-        rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0")?;
-            let addr = listener.local_addr()?;
-            let mut clients = Vec::new();
-            let mut readers = Vec::new();
-            for _ in 0..CONNS {
-                clients.push(TcpStream::connect(addr).await?);
-                readers.push(BufReader::pooled(listener.accept().await?.0));
-            }
-            // Arm every reader's receive first.
-            for r in &mut readers {
-                let _ = timeout(Duration::from_millis(1), r.fill_buf()).await;
-            }
-            let stats = rt.pool_stats().expect("pool");
-            if !stats.incremental {
-                eprintln!(
-                    "skipped: no incremental buffers here ({} backend, or the kernel lacks \
+    let stats = run_pooled(pool, async |rt| {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mut clients = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..CONNS {
+            clients.push(TcpStream::connect(addr).await?);
+            readers.push(BufReader::pooled(listener.accept().await?.0));
+        }
+        // Arm every reader's receive first.
+        for r in &mut readers {
+            let _ = timeout(Duration::from_millis(1), r.fill_buf()).await;
+        }
+        let stats = rt.pool_stats().expect("pool");
+        if !stats.incremental {
+            eprintln!(
+                "skipped: no incremental buffers here ({} backend, or the kernel lacks \
                      IOU_PBUF_RING_INC, Linux 6.12)",
-                    rt.driver()
-                );
-                return Ok(());
-            }
-            for (i, c) in clients.iter().enumerate() {
-                let (res, _) = c.write_all(Bytes::from(format!("hi {i}\n"))).await;
-                res?;
-            }
-            // Every reader holds its message at once: 64 messages in a pool
-            // of 4 buffers, because each took only its own bytes.
-            for (i, r) in readers.iter_mut().enumerate() {
-                let got = bounded("fill_buf", r.fill_buf()).await?;
-                assert_eq!(got, format!("hi {i}\n").as_bytes());
-            }
-            let held = rt.pool_stats().expect("pool");
-            assert!(held.partial > 0, "{held:?}");
-            assert!(
-                held.out <= 2,
-                "64 small messages took {} buffers: {held:?}",
-                held.out
+                rt.driver()
             );
-            drop(readers);
-            assert_all_back(&rt.pool_stats().expect("pool"));
-            Ok::<_, io::Error>(())
-        })
-        .expect("test failed");
+            return Ok(());
+        }
+        for (i, c) in clients.iter().enumerate() {
+            let (res, _) = c.write_all(Bytes::from(format!("hi {i}\n"))).await;
+            res?;
+        }
+        // Every reader holds its message at once: 64 messages in a pool
+        // of 4 buffers, because each took only its own bytes.
+        for (i, r) in readers.iter_mut().enumerate() {
+            let got = bounded("fill_buf", r.fill_buf()).await?;
+            assert_eq!(got, format!("hi {i}\n").as_bytes());
+        }
+        let held = rt.pool_stats().expect("pool");
+        assert!(held.partial > 0, "{held:?}");
+        assert!(
+            held.out <= 2,
+            "64 small messages took {} buffers: {held:?}",
+            held.out
+        );
+        Ok(())
     });
+    assert_all_back(&stats);
 }
 
 #[test]
@@ -259,46 +248,37 @@ fn bundles_fill_several_buffers_per_completion() {
         .buffer_size(1024)
         .buffers(64)
         .incremental(false);
-    within(LIMIT, move || {
-        let rt = Runtime::builder().pool(pool).build().expect("runtime");
-        rt.block_on(async {
-            let (b, writer, data) = unix_sending(9, 200_000)?;
-            let mut r = BufReader::pooled(b);
-            let mut got = Vec::new();
-            let mut rng = Rng::new(9);
-            loop {
-                // Pauses let bytes pile up in the socket, as for bulk data.
-                if rng.below(4) == 0 {
-                    sleep(Duration::from_millis(1)).await;
-                }
-                let buf = bounded("fill_buf", r.fill_buf()).await?;
-                if buf.is_empty() {
-                    break;
-                }
-                got.extend_from_slice(buf);
-                let n = buf.len();
-                r.consume(n);
+    let stats = run_pooled(pool, async |_| {
+        let (b, writer, data) = unix_sending(9, 200_000)?;
+        let mut r = BufReader::pooled(b);
+        let mut got = Vec::new();
+        let mut rng = Rng::new(9);
+        loop {
+            // Pauses let bytes pile up in the socket, as for bulk data.
+            if rng.below(4) == 0 {
+                sleep(Duration::from_millis(1)).await;
             }
-            assert!(got == data, "bytes differ");
-            writer.await.expect("task")?;
-            drop(r);
-            let stats = rt.pool_stats().expect("pool");
-            if stats.bundles {
-                assert!(
-                    stats.bundled > 0,
-                    "no completion filled two buffers: {stats:?}"
-                );
-            } else {
-                eprintln!(
-                    "bundles not in use here ({} backend): checked the bytes only",
-                    rt.driver()
-                );
+            let buf = bounded("fill_buf", r.fill_buf()).await?;
+            if buf.is_empty() {
+                break;
             }
-            assert_all_back(&stats);
-            Ok::<_, io::Error>(())
-        })
-        .expect("test failed");
+            got.extend_from_slice(buf);
+            let n = buf.len();
+            r.consume(n);
+        }
+        assert!(got == data, "bytes differ");
+        writer.await.expect("task")?;
+        Ok(())
     });
+    if stats.bundles {
+        assert!(
+            stats.bundled > 0,
+            "no completion filled two buffers: {stats:?}"
+        );
+    } else {
+        eprintln!("bundles not in use here: checked the bytes only");
+    }
+    assert_all_back(&stats);
 }
 
 #[test]
@@ -333,7 +313,7 @@ fn refused_submissions_are_retried_without_losing_bytes() {
 
 #[test]
 fn buf_stream_pooled_echoes_and_a_file_reads_the_ordinary_way() {
-    let stats = run_pooled(PoolConfig::new().buffer_size(128).buffers(4), || async {
+    let stats = run_pooled(PoolConfig::new().buffer_size(128).buffers(4), async |_| {
         let (a, b) = UnixStream::pair()?;
         let echo = spawn(async move {
             let mut s = BufStream::pooled_with_capacity(256, b);

@@ -9,12 +9,12 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::pooled::{LIMIT, MODES, assert_all_back, drain, run_pooled, stream_bytes, trickle};
-use support::{bounded, within};
+use support::bounded;
+use support::pooled::{MODES, assert_all_back, drain, run_pooled, stream_bytes, trickle};
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::time::sleep;
-use uring_bufio::{PoolConfig, PoolStats, Runtime, spawn};
+use uring_bufio::{PoolConfig, PoolStats, spawn};
 
 #[test]
 fn four_buffers_serve_sixty_four_connections_with_stalls_and_drops() {
@@ -36,7 +36,7 @@ fn four_buffers_serve_sixty_four_connections_with_stalls_and_drops() {
 fn sixty_four_connections(pool: PoolConfig) -> PoolStats {
     const CONNS: u64 = 64;
     const LEN: usize = 24 * 1024;
-    run_pooled(pool, || async {
+    run_pooled(pool, async |_| {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let mut clients = Vec::new();
@@ -68,52 +68,46 @@ fn sixty_four_connections(pool: PoolConfig) -> PoolStats {
 
 #[test]
 fn a_reader_that_stops_consuming_holds_at_most_its_cap() {
-    within(LIMIT, || {
-        let pool = PoolConfig::new()
-            .buffer_size(1024)
-            .buffers(16)
-            .max_buffers(16)
-            .per_reader(2);
-        let rt = Runtime::builder().pool(pool).build().expect("runtime");
-        rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0")?;
-            let addr = listener.local_addr()?;
-            let big = stream_bytes(1, 1 << 20);
-            let sent = big.clone();
-            let hog = spawn(async move { trickle(TcpStream::connect(addr).await?, sent, 1).await });
-            let (stream, _) = listener.accept().await?;
-            let mut stalled = BufReader::pooled(stream);
-            let first = bounded("fill_buf", stalled.fill_buf()).await?.len();
-            assert!(first > 0);
-            // The reader holds its bytes and stops; the peer keeps sending.
-            sleep(Duration::from_millis(300)).await;
-            let held = rt.pool_stats().expect("pool").out;
-            // Its own buffer, the cap, and what the kernel posted before
-            // the cancel took effect.
-            assert!(held <= 2 + 1 + 2, "a stalled reader holds {held} buffers");
-            // Another connection is served meanwhile.
-            let small = stream_bytes(2, 50_000);
-            let sent = small.clone();
-            let other =
-                spawn(async move { trickle(TcpStream::connect(addr).await?, sent, 2).await });
-            let (stream, _) = listener.accept().await?;
-            let mut r = BufReader::pooled(stream);
-            let mut got = Vec::new();
-            bounded("read_to_end", r.read_to_end(&mut got)).await?;
-            assert!(got == small, "the second connection's bytes differ");
-            other.await.expect("task")?;
-            // The stalled reader goes on and misses nothing.
-            let mut got = Vec::new();
-            bounded("read_to_end", stalled.read_to_end(&mut got)).await?;
-            assert_eq!(got.len(), big.len());
-            assert!(got == big, "the stalled connection's bytes differ");
-            hog.await.expect("task")?;
-            drop((r, stalled));
-            assert_all_back(&rt.pool_stats().expect("pool"));
-            Ok::<_, io::Error>(())
-        })
-        .expect("test failed");
+    let pool = PoolConfig::new()
+        .buffer_size(1024)
+        .buffers(16)
+        .max_buffers(16)
+        .per_reader(2);
+    let stats = run_pooled(pool, async |rt| {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let big = stream_bytes(1, 1 << 20);
+        let sent = big.clone();
+        let hog = spawn(async move { trickle(TcpStream::connect(addr).await?, sent, 1).await });
+        let (stream, _) = listener.accept().await?;
+        let mut stalled = BufReader::pooled(stream);
+        let first = bounded("fill_buf", stalled.fill_buf()).await?.len();
+        assert!(first > 0);
+        // The reader holds its bytes and stops; the peer keeps sending.
+        sleep(Duration::from_millis(300)).await;
+        let held = rt.pool_stats().expect("pool").out;
+        // Its own buffer, the cap, and what the kernel posted before
+        // the cancel took effect.
+        assert!(held <= 2 + 1 + 2, "a stalled reader holds {held} buffers");
+        // Another connection is served meanwhile.
+        let small = stream_bytes(2, 50_000);
+        let sent = small.clone();
+        let other = spawn(async move { trickle(TcpStream::connect(addr).await?, sent, 2).await });
+        let (stream, _) = listener.accept().await?;
+        let mut r = BufReader::pooled(stream);
+        let mut got = Vec::new();
+        bounded("read_to_end", r.read_to_end(&mut got)).await?;
+        assert!(got == small, "the second connection's bytes differ");
+        other.await.expect("task")?;
+        // The stalled reader goes on and misses nothing.
+        let mut got = Vec::new();
+        bounded("read_to_end", stalled.read_to_end(&mut got)).await?;
+        assert_eq!(got.len(), big.len());
+        assert!(got == big, "the stalled connection's bytes differ");
+        hog.await.expect("task")?;
+        Ok(())
     });
+    assert_all_back(&stats);
 }
 
 #[test]
@@ -128,7 +122,7 @@ fn the_pool_grows_to_the_load_and_shrinks_after_it() {
         .per_reader(2);
     for (mode, config) in MODES {
         eprintln!("mode {mode}");
-        let stats = run_pooled(config(pool), || async {
+        let stats = run_pooled(config(pool), async |_| {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
             let mut tasks = Vec::new();
@@ -190,7 +184,7 @@ fn the_pool_shrinks_back_once_the_burst_is_over() {
         .per_reader(2);
     for (mode, config) in MODES {
         eprintln!("mode {mode}");
-        let stats = run_pooled(config(pool), || async {
+        let stats = run_pooled(config(pool), async |_| {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
             // A burst: 32 connections at once grow the pool.
@@ -240,7 +234,7 @@ fn a_reader_holding_half_a_line_in_the_only_buffer_does_not_hang() {
     for (mode, config) in MODES {
         eprintln!("mode {mode}");
         let pool = config(PoolConfig::new().buffer_size(3).buffers(1).max_buffers(1));
-        let stats = run_pooled(pool, || async {
+        let stats = run_pooled(pool, async |_| {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
             let client = TcpStream::connect(addr).await?;
@@ -276,7 +270,7 @@ fn three_buffers_serve_readers_that_each_hold_part_of_a_line() {
                 .max_buffers(3)
                 .per_reader(1),
         );
-        let stats = run_pooled(pool, || async {
+        let stats = run_pooled(pool, async |_| {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
             let mut tasks = Vec::new();
@@ -322,7 +316,7 @@ fn a_line_spanning_buffers_is_joined_alone_and_the_rest_stays_in_the_pool() {
     for (mode, config) in MODES {
         eprintln!("mode {mode}");
         let pool = config(PoolConfig::new().buffer_size(8).buffers(8));
-        let stats = run_pooled(pool, || async {
+        let stats = run_pooled(pool, async |_| {
             let (a, b) = uring_bufio::net::UnixStream::pair()?;
             let (res, _) = a
                 .write_all(Bytes::from_static(b"abc\ndefghij\nkl\nmn\n"))

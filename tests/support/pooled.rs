@@ -3,7 +3,6 @@
 //! buffer came back, and connections that trickle reproducible bytes and
 //! read them back with stalls and dropped futures.
 
-use std::future::Future;
 use std::io;
 use std::time::Duration;
 
@@ -16,15 +15,15 @@ use uring_bufio::{JoinHandle, PoolConfig, PoolStats, Runtime, spawn};
 /// Upper bound for one test.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs `f` on a runtime with `pool`, then returns the pool's counters.
-pub fn run_pooled<F, Fut>(pool: PoolConfig, f: F) -> PoolStats
+/// Runs `f` (given the runtime, for its counters) on a runtime with `pool`
+/// within [`LIMIT`], then returns the pool's counters.
+pub fn run_pooled<F>(pool: PoolConfig, f: F) -> PoolStats
 where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = io::Result<()>>,
+    F: AsyncFnOnce(&Runtime) -> io::Result<()> + Send + 'static,
 {
     within(LIMIT, move || {
         let rt = Runtime::builder().pool(pool).build().expect("runtime");
-        rt.block_on(f()).expect("test failed");
+        rt.block_on(f(&rt)).expect("test failed");
         let stats = rt.pool_stats().expect("the pool was built");
         assert_mode(&rt, &pool, &stats);
         stats
