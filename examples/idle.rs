@@ -33,6 +33,10 @@ use uring_bufio::io::BufReader;
 use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::{PoolConfig, PoolStats, Runtime};
 
+#[path = "support/process.rs"]
+mod process;
+use process::{raise_fd_limit, rss_kib};
+
 /// Connections when none are asked for: what the fd limit of 20,000 here
 /// leaves room for, with a margin for each process's own fds.
 const DEFAULT_CONNS: usize = 19_000;
@@ -129,32 +133,6 @@ impl Mode {
             .find(|m| m.name() == s)
             .ok_or_else(|| io::Error::other(format!("unknown mode {s:?}")))
     }
-}
-
-/// Resident memory of this process in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Raises the soft fd limit to the hard one; returns it.
-fn fd_limit() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit for the kernel to fill and read.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur as usize
 }
 
 /// Pins this thread (and threads it starts later) to `cpu`, if this machine
@@ -472,7 +450,7 @@ fn client(ports: &str, p: &Params) -> io::Result<()> {
     let ports: Vec<u16> = ports.split(',').filter_map(|p| p.parse().ok()).collect();
     let (conns, mib, rounds) = (p.conns, p.mib, p.rounds);
     pin_to(1);
-    fd_limit();
+    raise_fd_limit(0);
     let started = Instant::now();
     let all = connect_all(&ports, p)?;
     println!("connected secs={:.2}", started.elapsed().as_secs_f64());
@@ -687,7 +665,7 @@ fn print_table(outcomes: &[Outcome], conns: usize) {
 /// Runs the three modes and prints what they measured.
 fn orchestrate(args: &[String]) -> io::Result<()> {
     let mut p = Params::parse(args);
-    let limit = fd_limit();
+    let limit = raise_fd_limit(0) as usize;
     let asked = p.conns;
     p.conns = asked.min(limit.saturating_sub(OWN_FDS)).max(1);
     let conns = p.conns;
@@ -740,7 +718,7 @@ fn main() -> io::Result<()> {
     match args.first().map(String::as_str) {
         Some("--server") if args.len() > 2 => {
             pin_to(0);
-            fd_limit();
+            raise_fd_limit(0);
             match Mode::parse(&args[1])? {
                 Mode::Tokio => serve_tokio(&Params::parse(&args[2..])),
                 mode => serve_ours(mode, &Params::parse(&args[2..])),

@@ -21,6 +21,10 @@ use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::time::{sleep, timeout};
 use uring_bufio::{PoolConfig, Runtime};
 
+#[path = "support/process.rs"]
+mod process;
+use process::{fd_count, raise_fd_limit, rss_kib};
+
 /// Counters shared by every task (one thread: plain cells).
 #[derive(Default)]
 struct Totals {
@@ -45,44 +49,6 @@ struct Totals {
 /// Adds `n` to a counter.
 fn add(c: &Cell<u64>, n: u64) {
     c.set(c.get() + n);
-}
-
-/// Open fds of this process.
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-/// Resident memory in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Raises the fd limit to `want` (the hard limit too, where the process
-/// may: root can), else the soft limit to the hard one; returns the limit.
-fn raise_fd_limit(want: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit for the kernel to fill, then read.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        let raised = libc::rlimit {
-            rlim_cur: want.max(lim.rlim_cur),
-            rlim_max: want.max(lim.rlim_max),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur
 }
 
 /// A small xorshift generator.
