@@ -54,16 +54,10 @@ impl Operation for Accept {
     }
 
     fn attempt(&mut self) -> Attempt {
-        let fd = self.fd.raw();
-        // The listener may be blocking: accept only once it polls readable.
-        if !ready_now(fd, Interest::Read) {
-            return Attempt::Wait(fd, Interest::Read);
-        }
         self.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let addr = (&mut self.addr as *mut libc::sockaddr_storage).cast();
         // SAFETY: `addr`/`len` are owned fields sized for any address.
-        let ret = unsafe { libc::accept4(fd, addr, &mut self.len, libc::SOCK_CLOEXEC) };
-        or_wait(syscall_result(ret as isize), fd, Interest::Read)
+        unsafe { accept_now(self.fd.raw(), addr, &mut self.len) }
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {
@@ -77,4 +71,24 @@ impl Operation for Accept {
         // The accept completed after its future was dropped: close the fd.
         drop(self.complete(res));
     }
+}
+
+/// epoll: `accept4` on the listener `fd` once it polls readable (it may be
+/// blocking), close-on-exec, with the peer's address into `addr`/`len`
+/// (both null: no address).
+///
+/// # Safety
+///
+/// `addr` and `len` are null, or valid for the call and `*len` bytes.
+pub(super) unsafe fn accept_now(
+    fd: std::os::fd::RawFd,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> Attempt {
+    if !ready_now(fd, Interest::Read) {
+        return Attempt::Wait(fd, Interest::Read);
+    }
+    // SAFETY: the caller vouches for `addr` and `len`.
+    let ret = unsafe { libc::accept4(fd, addr, len, libc::SOCK_CLOEXEC) };
+    or_wait(syscall_result(ret as isize), fd, Interest::Read)
 }

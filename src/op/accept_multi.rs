@@ -9,8 +9,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue, types};
 
-use super::{Operation, or_wait, ready_now, syscall_result};
-use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
+use super::Operation;
+use crate::driver::{Attempt, CqeResult, SharedFd};
 
 /// Completions that may wait uncollected before the driver cancels the
 /// accept: a listener nobody accepts from holds at most this many
@@ -58,15 +58,9 @@ impl Operation for AcceptMulti {
     /// The epoll backend has no multishot: one `accept4`, completing the
     /// entry (its caller arms it again for the next connection).
     fn attempt(&mut self) -> Attempt {
-        let fd = self.fd.raw();
-        // The listener may be blocking: accept only once it polls readable.
-        if !ready_now(fd, Interest::Read) {
-            return Attempt::Wait(fd, Interest::Read);
-        }
         let null = std::ptr::null_mut();
         // SAFETY: null address and length ask the kernel for no address.
-        let ret = unsafe { libc::accept4(fd, null, null.cast(), libc::SOCK_CLOEXEC) };
-        or_wait(syscall_result(ret as isize), fd, Interest::Read)
+        unsafe { super::accept::accept_now(self.fd.raw(), null, null.cast()) }
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {
