@@ -34,6 +34,7 @@
 //! `-errno`) turned into a [`CqeResult`] by [`CqeResult::new`], the one place
 //! a negative result becomes an `io::Error`.
 
+mod caps;
 mod epoll;
 #[cfg(feature = "fault-injection")]
 pub(crate) mod faults;
@@ -50,6 +51,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+pub(crate) use caps::Cap;
 pub(crate) use fd::SharedFd;
 pub(crate) use pool::{Inbox, Mode as PoolMode, Pool};
 pub use pool::{PoolConfig, PoolStats};
@@ -248,6 +250,23 @@ impl Driver {
     /// Which backend runs.
     pub(crate) fn kind(&self) -> Kind {
         self.inner.borrow().backend.kind()
+    }
+
+    /// Whether this runtime's kernel interface has `cap`.
+    pub(crate) fn has(&self, cap: Cap) -> bool {
+        let inner = self.inner.borrow();
+        let probe = inner.backend.probe();
+        match (inner.backend.kind(), cap) {
+            (Kind::Epoll, _) => false,
+            (Kind::IoUring, Cap::BufRing) => probe.buf_ring,
+            (Kind::IoUring, Cap::MultishotRecv) => probe.multishot_recv,
+            (Kind::IoUring, Cap::RecvLimit) => probe.kernel >= (6, 17),
+            (Kind::IoUring, Cap::RecvBundle) => probe.recv_bundle,
+            (Kind::IoUring, Cap::BufRingInc) => probe.buf_ring_inc,
+            (Kind::IoUring, Cap::MultishotAccept) => probe.multishot_accept,
+            (Kind::IoUring, Cap::DeferTaskrun) => probe.defer_taskrun,
+            (Kind::IoUring, Cap::PollFirst) => probe::recv_poll_first(),
+        }
     }
 
     /// What the kernel supports, probed once at start.

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use super::addr::RawAddr;
-use crate::driver::{self, Driver, Kind, SharedFd};
+use crate::driver::{self, Cap, Driver, SharedFd};
 use crate::op::{self, AcceptMulti, Multishot, Op};
 
 /// A connection from the listener `fd`, and the peer's raw address when the
@@ -46,7 +46,7 @@ pub(super) async fn accept(
 /// accept.
 fn multishot_driver() -> Option<Rc<Driver>> {
     let driver = driver::current().ok()?;
-    (driver.kind() == Kind::IoUring && driver.probe().multishot_accept).then_some(driver)
+    driver.has(Cap::MultishotAccept).then_some(driver)
 }
 
 /// The accepts of one listener: one multishot accept, armed at the first
