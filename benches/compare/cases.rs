@@ -235,6 +235,7 @@ fn run_net(c: Contender, placement: Placement, case: &NetCase) -> io::Result<Vec
         metric("p99 us", quantile_us(&stats.lat, 0.99)),
         metric("server sys/req", pair.server_syscalls / served),
         metric("client sys/req", pair.client_syscalls / served),
+        metric("server us/req", pair.server_cpu * 1e6 / served),
     ])
 }
 
@@ -364,6 +365,7 @@ fn bulk_case(p: &Params) -> Case {
             metric("GB/s", bytes as f64 / secs / 1e9),
             metric("recv sys/MiB", pair.server_syscalls / mib),
             metric("send sys/MiB", pair.client_syscalls / mib),
+            metric("recv CPU s/GB", pair.server_cpu / (bytes as f64 / 1e9)),
         ])
     };
     Case {
@@ -424,6 +426,7 @@ fn codec_case(p: &Params) -> Case {
                 "server sys/kline",
                 pair.server_syscalls / lines as f64 * 1000.0,
             ),
+            metric("server us/kline", pair.server_cpu * 1e9 / lines as f64),
         ])
     };
     Case {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::measure::{count_syscalls, pin_to};
+use crate::measure::{count_syscalls, pin_to, thread_cpu_secs};
 
 /// How the server answers a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +173,9 @@ pub struct Pair<S, C> {
     pub server: S,
     /// The server thread's system calls.
     pub server_syscalls: f64,
+    /// The server thread's CPU time (user and system), in seconds, over
+    /// its whole run (warm-up included, like `server_syscalls`).
+    pub server_cpu: f64,
     /// The client's result.
     pub client: C,
     /// The client thread's system calls.
@@ -198,8 +201,9 @@ where
     let (scpu, ccpu) = placement.cpus();
     let s = thread::spawn(move || {
         pin_to(scpu)?;
+        let cpu = thread_cpu_secs();
         let (res, n) = count_syscalls(|| server(listener));
-        res.map(|r| (r, n))
+        res.map(|r| (r, n, thread_cpu_secs() - cpu))
     });
     let c = thread::spawn(move || {
         pin_to(ccpu)?;
@@ -215,10 +219,11 @@ where
         }
     }
     let server = s.join().map_err(|_| io::Error::other("server panicked"))?;
-    let ((client, client_syscalls), (server, server_syscalls)) = (client?, server?);
+    let ((client, client_syscalls), (server, server_syscalls, server_cpu)) = (client?, server?);
     Ok(Pair {
         server,
         server_syscalls,
+        server_cpu,
         client,
         client_syscalls,
     })
