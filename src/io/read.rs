@@ -54,17 +54,18 @@ impl<S: ReadSource> BufReader<S> {
         Ok(n)
     }
 
-    /// Fills all of `dst`, or fails with `UnexpectedEof` (then nothing is
-    /// consumed: the bytes stay buffered).
+    /// Fills all of `dst` and returns its length (as tokio's
+    /// `AsyncReadExt::read_exact`), or fails with `UnexpectedEof` (then
+    /// nothing is consumed: the bytes stay buffered).
     ///
     /// Cancel safety: safe. Bytes are consumed only once all of `dst` can be
     /// filled, in the poll that returns; the buffer grows to `dst.len()` to
     /// allow that.
-    pub async fn read_exact(&mut self, dst: &mut [u8]) -> io::Result<()> {
+    pub async fn read_exact(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         let src = self.fill_at_least(dst.len()).await?;
         dst.copy_from_slice(&src[..dst.len()]);
         self.consume(dst.len());
-        Ok(())
+        Ok(dst.len())
     }
 
     /// Appends bytes up to and including `delim` (or to the end) to `out`;

@@ -112,7 +112,7 @@ impl<S: ReadSource + WriteSink> BufStream<S> {
     }
 
     /// See [`BufReader::read_exact`].
-    pub async fn read_exact(&mut self, dst: &mut [u8]) -> io::Result<()> {
+    pub async fn read_exact(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         self.inner.read_exact(dst).await
     }
 
@@ -144,6 +144,20 @@ impl<S: ReadSource + WriteSink> BufStream<S> {
     /// The stream.
     pub fn get_ref(&self) -> &S {
         self.inner.get_ref().get_ref()
+    }
+
+    /// The stream. Reading or writing it directly bypasses the buffered
+    /// bytes.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut().get_mut()
+    }
+
+    /// The stream, after writing everything buffered for writing (as
+    /// [`BufWriter::into_inner`]); bytes buffered for reading are dropped,
+    /// as tokio's `BufStream::into_inner` drops them. On error the bytes
+    /// not written are handed back with it.
+    pub async fn into_inner(self) -> Result<S, (io::Error, S, BytesMut)> {
+        self.inner.into_inner().into_inner().await
     }
 
     /// The stream; bytes buffered for reading are dropped, bytes buffered
