@@ -325,7 +325,13 @@ impl<S: WriteSink> BufWriter<S> {
         poll_fn(|cx| self.state.poll_shutdown(cx, &self.sink)).await
     }
 
-    /// Bytes accepted and not yet handed to the kernel.
+    /// The bytes accepted since the last hand-over to the kernel, in order:
+    /// the part `write` copies into. Bytes already handed to the kernel are
+    /// not in it, whether a write is still carrying them or a short write
+    /// left them to be sent again first; [`flush`](BufWriter::flush) waits
+    /// for all of them. (tokio's `BufWriter::buffer` is its one buffer; ours
+    /// is split so the kernel can drain one part while `write` fills the
+    /// next.)
     pub fn buffer(&self) -> &[u8] {
         self.state.buffer()
     }
