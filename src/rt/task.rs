@@ -42,7 +42,7 @@ where
         future: Some(Box::pin(future)),
         state: state.clone(),
     };
-    super::with_sched(|s| s.spawn(Box::pin(task)))??;
+    super::context::with_sched(|s| s.spawn(Box::pin(task)))??;
     Some(JoinHandle { state })
 }
 
@@ -218,10 +218,10 @@ pub(crate) fn spawn_lingering<F: Future<Output = ()> + 'static>(future: F) -> bo
     struct Counted;
     impl Drop for Counted {
         fn drop(&mut self) {
-            super::with_sched(|s| s.add_lingering(-1));
+            super::context::with_sched(|s| s.add_lingering(-1));
         }
     }
-    if super::with_sched(|s| s.add_lingering(1)).is_none() {
+    if super::context::with_sched(|s| s.add_lingering(1)).is_none() {
         return false;
     }
     let counted = Counted;
