@@ -3,7 +3,8 @@
 //! Sources for the buffered layer, with owned-buffer IO of their own:
 //!
 //! * [`TcpListener`] / [`TcpStream`], and the stream's halves in [`tcp`];
-//! * [`UnixListener`] / [`UnixStream`], and the stream's halves in [`unix`].
+//! * [`UnixListener`] / [`UnixStream`], and the stream's halves in [`unix`];
+//! * both streams' halves are one generic pair, in [`half`].
 //!
 //! Binding is synchronous (as in std); accepting, connecting, reading,
 //! writing, shutting down and closing go through io_uring. Every future is
@@ -33,6 +34,7 @@
 
 mod accept;
 mod addr;
+pub mod half;
 mod socket;
 pub mod tcp;
 pub mod unix;

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{accept, addr, socket};
+use super::{accept, addr, half, socket};
 use crate::driver::SharedFd;
 use crate::source::{self, ReadSource, WriteSink, sealed};
 
@@ -160,12 +160,12 @@ impl TcpStream {
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
+        half::peer_addr::<TcpStream>(&self.fd)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
+        half::local_addr::<TcpStream>(&self.fd)
     }
 
     /// Sets `TCP_NODELAY` (send small segments at once, no Nagle delay).
@@ -192,10 +192,7 @@ impl TcpStream {
     /// Splits into a read half and a write half, which may live in different
     /// tasks. The socket closes when both are dropped.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let read = OwnedReadHalf {
-            fd: self.fd.clone(),
-        };
-        (read, OwnedWriteHalf { fd: self.fd })
+        half::split(self.fd)
     }
 
     /// Receives into `buf`'s spare capacity and appends; returns how many
@@ -238,75 +235,21 @@ async fn connect_one(addr: &SocketAddr) -> io::Result<SharedFd> {
     socket::connect(domain, addr::socket_addr_to_raw(addr)).await
 }
 
-/// The peer address of the connected socket `fd`.
-fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
-    socket::with_std(fd, std::net::TcpStream::peer_addr)
-}
-
-/// The local address of the socket `fd`.
-fn local_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
-    socket::with_std(fd, std::net::TcpStream::local_addr)
-}
-
 /// The reading half of a [`TcpStream`], from [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedReadHalf {
-    /// The stream's socket, shared with the write half.
-    fd: SharedFd,
-}
+pub type OwnedReadHalf = half::OwnedReadHalf<TcpStream>;
 
-impl OwnedReadHalf {
-    /// As [`TcpStream::read`].
-    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        socket::read(&self.fd, buf).await
+/// The writing half of a [`TcpStream`], from [`TcpStream::into_split`]; see
+/// [`half::OwnedWriteHalf`] on shutting down.
+pub type OwnedWriteHalf = half::OwnedWriteHalf<TcpStream>;
+
+impl half::Family for TcpStream {
+    type Addr = SocketAddr;
+    type Std = std::net::TcpStream;
+    fn peer_addr(s: &std::net::TcpStream) -> io::Result<SocketAddr> {
+        s.peer_addr()
     }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
-    }
-}
-
-/// The writing half of a [`TcpStream`], from [`TcpStream::into_split`].
-///
-/// Dropping it does *not* shut down the write direction (the read half keeps
-/// the socket open): call [`shutdown`](OwnedWriteHalf::shutdown) for the peer
-/// to see end of stream before the read half is dropped too.
-#[derive(Debug)]
-pub struct OwnedWriteHalf {
-    /// The stream's socket, shared with the read half.
-    fd: SharedFd,
-}
-
-impl OwnedWriteHalf {
-    /// As [`TcpStream::write`].
-    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
-        socket::write(&self.fd, buf.into()).await
-    }
-
-    /// As [`TcpStream::write_all`].
-    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
-        socket::write_all(&self.fd, buf.into()).await
-    }
-
-    /// Shuts down the write direction: the peer reads end of stream.
-    pub async fn shutdown(&self) -> io::Result<()> {
-        socket::shutdown(&self.fd, Shutdown::Write).await
-    }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
+    fn local_addr(s: &std::net::TcpStream) -> io::Result<SocketAddr> {
+        s.local_addr()
     }
 }
 
@@ -353,27 +296,3 @@ impl sealed::Write for TcpStream {
 }
 impl ReadSource for TcpStream {}
 impl WriteSink for TcpStream {}
-
-impl sealed::Fd for OwnedReadHalf {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Read for OwnedReadHalf {
-    fn reads_socket(&self) -> bool {
-        true
-    }
-}
-impl ReadSource for OwnedReadHalf {}
-
-impl sealed::Fd for OwnedWriteHalf {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Write for OwnedWriteHalf {
-    fn is_socket(&self) -> bool {
-        true
-    }
-}
-impl WriteSink for OwnedWriteHalf {}

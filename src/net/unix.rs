@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{accept, addr, socket};
+use super::{accept, addr, half, socket};
 use crate::driver::SharedFd;
 use crate::source::{self, ReadSource, WriteSink, sealed};
 
@@ -140,21 +140,18 @@ impl UnixStream {
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
+        half::peer_addr::<UnixStream>(&self.fd)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
+        half::local_addr::<UnixStream>(&self.fd)
     }
 
     /// Splits into a read half and a write half, which may live in different
     /// tasks. The socket closes when both are dropped.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let read = OwnedReadHalf {
-            fd: self.fd.clone(),
-        };
-        (read, OwnedWriteHalf { fd: self.fd })
+        half::split(self.fd)
     }
 
     /// Receives into `buf`'s spare capacity and appends; returns how many
@@ -188,75 +185,21 @@ impl UnixStream {
     }
 }
 
-/// The peer address of the connected socket `fd`.
-fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
-    socket::with_std(fd, std_unix::UnixStream::peer_addr)
-}
-
-/// The local address of the socket `fd`.
-fn local_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
-    socket::with_std(fd, std_unix::UnixStream::local_addr)
-}
-
 /// The reading half of a [`UnixStream`], from [`UnixStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedReadHalf {
-    /// The stream's socket, shared with the write half.
-    fd: SharedFd,
-}
+pub type OwnedReadHalf = half::OwnedReadHalf<UnixStream>;
 
-impl OwnedReadHalf {
-    /// As [`UnixStream::read`].
-    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        socket::read(&self.fd, buf).await
+/// The writing half of a [`UnixStream`], from [`UnixStream::into_split`]; see
+/// [`half::OwnedWriteHalf`] on shutting down.
+pub type OwnedWriteHalf = half::OwnedWriteHalf<UnixStream>;
+
+impl half::Family for UnixStream {
+    type Addr = SocketAddr;
+    type Std = std_unix::UnixStream;
+    fn peer_addr(s: &std_unix::UnixStream) -> io::Result<SocketAddr> {
+        s.peer_addr()
     }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
-    }
-}
-
-/// The writing half of a [`UnixStream`], from [`UnixStream::into_split`].
-///
-/// Dropping it does *not* shut down the write direction (the read half keeps
-/// the socket open): call [`shutdown`](OwnedWriteHalf::shutdown) for the peer
-/// to see end of stream before the read half is dropped too.
-#[derive(Debug)]
-pub struct OwnedWriteHalf {
-    /// The stream's socket, shared with the read half.
-    fd: SharedFd,
-}
-
-impl OwnedWriteHalf {
-    /// As [`UnixStream::write`].
-    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
-        socket::write(&self.fd, buf.into()).await
-    }
-
-    /// As [`UnixStream::write_all`].
-    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
-        socket::write_all(&self.fd, buf.into()).await
-    }
-
-    /// Shuts down the write direction: the peer reads end of stream.
-    pub async fn shutdown(&self) -> io::Result<()> {
-        socket::shutdown(&self.fd, Shutdown::Write).await
-    }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
+    fn local_addr(s: &std_unix::UnixStream) -> io::Result<SocketAddr> {
+        s.local_addr()
     }
 }
 
@@ -303,27 +246,3 @@ impl sealed::Write for UnixStream {
 }
 impl ReadSource for UnixStream {}
 impl WriteSink for UnixStream {}
-
-impl sealed::Fd for OwnedReadHalf {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Read for OwnedReadHalf {
-    fn reads_socket(&self) -> bool {
-        true
-    }
-}
-impl ReadSource for OwnedReadHalf {}
-
-impl sealed::Fd for OwnedWriteHalf {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Write for OwnedWriteHalf {
-    fn is_socket(&self) -> bool {
-        true
-    }
-}
-impl WriteSink for OwnedWriteHalf {}
