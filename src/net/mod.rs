@@ -32,6 +32,48 @@
 //! # }).unwrap();
 //! ```
 
+/// `AsRawFd` and `AsFd` for a socket type holding its fd in a field `fd`
+/// (a [`SharedFd`](crate::driver::SharedFd)).
+macro_rules! impl_as_fd {
+    ($($t:ty),*) => {$(
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.fd.raw()
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                // SAFETY: the fd stays open while `self` (holding it) is borrowed.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.raw()) }
+            }
+        }
+    )*};
+}
+
+/// A connected stream socket as a source and a sink of the buffered layer.
+macro_rules! impl_stream_source {
+    ($t:ty) => {
+        impl crate::source::sealed::Fd for $t {
+            fn shared_fd(&self) -> &crate::driver::SharedFd {
+                &self.fd
+            }
+        }
+        impl crate::source::sealed::Read for $t {
+            fn reads_socket(&self) -> bool {
+                true
+            }
+        }
+        impl crate::source::sealed::Write for $t {
+            fn is_socket(&self) -> bool {
+                true
+            }
+        }
+        impl crate::source::ReadSource for $t {}
+        impl crate::source::WriteSink for $t {}
+    };
+}
+
 mod accept;
 mod addr;
 pub mod half;

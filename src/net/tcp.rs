@@ -3,13 +3,13 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 use bytes::{Bytes, BytesMut};
 
 use super::{accept, addr, half, socket};
 use crate::driver::SharedFd;
-use crate::source::{self, ReadSource, WriteSink, sealed};
+use crate::source;
 
 /// A TCP socket listening for connections.
 ///
@@ -253,46 +253,5 @@ impl half::Family for TcpStream {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
-impl sealed::Fd for TcpStream {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Read for TcpStream {
-    fn reads_socket(&self) -> bool {
-        true
-    }
-}
-impl sealed::Write for TcpStream {
-    fn is_socket(&self) -> bool {
-        true
-    }
-}
-impl ReadSource for TcpStream {}
-impl WriteSink for TcpStream {}
+impl_as_fd!(TcpListener, TcpStream);
+impl_stream_source!(TcpStream);

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
 
@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{accept, addr, half, socket};
 use crate::driver::SharedFd;
-use crate::source::{self, ReadSource, WriteSink, sealed};
+use crate::source;
 
 /// A Unix domain socket listening for connections.
 ///
@@ -203,46 +203,5 @@ impl half::Family for UnixStream {
     }
 }
 
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
-impl sealed::Fd for UnixStream {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Read for UnixStream {
-    fn reads_socket(&self) -> bool {
-        true
-    }
-}
-impl sealed::Write for UnixStream {
-    fn is_socket(&self) -> bool {
-        true
-    }
-}
-impl ReadSource for UnixStream {}
-impl WriteSink for UnixStream {}
+impl_as_fd!(UnixListener, UnixStream);
+impl_stream_source!(UnixStream);

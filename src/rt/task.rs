@@ -213,7 +213,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 impl<T> JoinHandle<T> {
     /// Stops the task: its future is dropped at the runtime's next tick
     /// (releasing its operations safely) and the handle resolves to
-    /// [`JoinError::Cancelled`], unless it finished first.
+    /// a [`JoinError`] that [`is_cancelled`](JoinError::is_cancelled), unless it finished first.
     pub fn abort(&self) {
         self.state.abort.set(true);
         if let Some(w) = self.state.task_waker.take() {
