@@ -4,12 +4,13 @@
 //! [`enter`] installs a [`Handle`] on the calling thread until its guard
 //! drops, restoring what was current before. It does not drive anything:
 //! `Runtime::block_on` enters and then runs its own loop, but any other
-//! executor may do the same. To poll this crate's futures from, say, a tokio
-//! current-thread runtime, install the driver (and a scheduler for `spawn`,
-//! or none, in which case `spawn` fails with an error) on that executor's
-//! thread for as long as it polls them, and have it call `Driver::turn` when
-//! the driver's completion fd is readable: the futures only register with
-//! the driver and wake through ordinary `Waker`s, which need no context.
+//! executor may do the same. To poll this crate's futures from, say, a
+//! tokio current-thread runtime, install the driver (and a scheduler for
+//! `spawn`, or none, in which case `spawn` panics as it does outside a
+//! runtime) on that executor's thread for as long as it polls them, and have
+//! it call `Driver::turn` when the driver's completion fd is readable: the
+//! futures only register with the driver and wake through ordinary `Waker`s,
+//! which need no context. The test below does this by hand.
 //!
 //! While the thread's locals are being destroyed (a runtime kept in a
 //! `thread_local!` dropped at thread exit) nothing can be installed or read:
@@ -85,4 +86,76 @@ pub(crate) fn has_sched() -> bool {
 pub(crate) fn with_sched<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
     let sched = current()?.sched?;
     Some(f(&sched))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::io::Write;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::Runtime;
+    use crate::net::UnixStream;
+
+    /// An executor that is not `block_on`: with only the driver entered
+    /// (no scheduler), a socket read is polled by hand and completed by
+    /// turning the driver, as an outside event loop would.
+    #[test]
+    fn foreign_executor_polls_with_the_driver_entered() {
+        let rt = Runtime::new().unwrap();
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let ours = UnixStream::from_std(ours);
+        let _guard = enter(Handle {
+            driver: rt.driver.clone(),
+            sched: None,
+        });
+        assert!(current_driver().is_ok());
+        assert!(!has_sched(), "no scheduler was installed");
+        assert!(
+            super::super::task::try_spawn(async {}).is_none(),
+            "spawn needs a scheduler"
+        );
+        let mut read = pin!(ours.read(BytesMut::with_capacity(16)));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(read.as_mut().poll(&mut cx).is_pending());
+        peer.write_all(b"hi").unwrap();
+        let (n, buf) = loop {
+            if let Poll::Ready(out) = read.as_mut().poll(&mut cx) {
+                break out;
+            }
+            rt.driver
+                .turn(true, Some(Duration::from_millis(100)))
+                .unwrap();
+        };
+        assert_eq!(&buf[..n.unwrap()], b"hi");
+    }
+
+    /// Leaving restores what was current before, also when nested.
+    #[test]
+    fn guards_restore_the_previous_handle() {
+        let a = Runtime::new().unwrap();
+        let b = Runtime::new().unwrap();
+        assert!(current_driver().is_err());
+        let outer = enter(Handle {
+            driver: a.driver.clone(),
+            sched: Some(a.sched.clone()),
+        });
+        {
+            let _inner = enter(Handle {
+                driver: b.driver.clone(),
+                sched: None,
+            });
+            assert!(Rc::ptr_eq(&current_driver().unwrap(), &b.driver));
+            assert!(!has_sched());
+        }
+        assert!(Rc::ptr_eq(&current_driver().unwrap(), &a.driver));
+        assert!(has_sched());
+        drop(outer);
+        assert!(current_driver().is_err());
+    }
 }
