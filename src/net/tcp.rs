@@ -2,10 +2,8 @@
 //! [`OwnedReadHalf`] / [`OwnedWriteHalf`].
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
-
-use bytes::{Bytes, BytesMut};
 
 use super::{accept, addr, half, socket};
 use crate::driver::SharedFd;
@@ -158,16 +156,6 @@ impl TcpStream {
         }
     }
 
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        half::peer_addr::<TcpStream>(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        half::local_addr::<TcpStream>(&self.fd)
-    }
-
     /// Sets `TCP_NODELAY` (send small segments at once, no Nagle delay).
     ///
     /// ```
@@ -188,42 +176,6 @@ impl TcpStream {
     pub fn nodelay(&self) -> io::Result<bool> {
         socket::with_std(&self.fd, std::net::TcpStream::nodelay)
     }
-
-    /// Splits into a read half and a write half, which may live in different
-    /// tasks. The socket closes when both are dropped.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        half::split(self.fd)
-    }
-
-    /// Receives into `buf`'s spare capacity and appends; returns how many
-    /// bytes arrived, `0` at end of stream (or if `buf` has no spare
-    /// capacity), and the buffer.
-    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        socket::read(&self.fd, buf).await
-    }
-
-    /// Sends a prefix of `buf`; returns its length and the buffer.
-    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
-        socket::write(&self.fd, buf.into()).await
-    }
-
-    /// Sends all of `buf`, resuming short sends; returns the buffer. A send
-    /// that accepts nothing is a `WriteZero` error.
-    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
-        socket::write_all(&self.fd, buf.into()).await
-    }
-
-    /// Shuts down the read, write or both directions. After
-    /// `Shutdown::Write` the peer reads end of stream.
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        socket::shutdown(&self.fd, how).await
-    }
-
-    /// Closes the connection once no operation is in flight on it, and
-    /// reports errors dropping would ignore.
-    pub async fn close(self) -> io::Result<()> {
-        source::close(self.fd).await
-    }
 }
 
 /// A new socket of `addr`'s family, connected to it.
@@ -234,6 +186,8 @@ async fn connect_one(addr: &SocketAddr) -> io::Result<SharedFd> {
     };
     socket::connect(domain, addr::socket_addr_to_raw(addr)).await
 }
+
+impl_stream_io!(TcpStream);
 
 /// The reading half of a [`TcpStream`], from [`TcpStream::into_split`].
 pub type OwnedReadHalf = half::OwnedReadHalf<TcpStream>;

@@ -2,12 +2,9 @@
 //! stream's owned halves [`OwnedReadHalf`] / [`OwnedWriteHalf`].
 
 use std::io;
-use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
-
-use bytes::{Bytes, BytesMut};
 
 use super::{accept, addr, half, socket};
 use crate::driver::SharedFd;
@@ -137,52 +134,6 @@ impl UnixStream {
             fd: SharedFd::new(OwnedFd::from(stream)),
         }
     }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        half::peer_addr::<UnixStream>(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        half::local_addr::<UnixStream>(&self.fd)
-    }
-
-    /// Splits into a read half and a write half, which may live in different
-    /// tasks. The socket closes when both are dropped.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        half::split(self.fd)
-    }
-
-    /// Receives into `buf`'s spare capacity and appends; returns how many
-    /// bytes arrived, `0` at end of stream (or if `buf` has no spare
-    /// capacity), and the buffer.
-    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        socket::read(&self.fd, buf).await
-    }
-
-    /// Sends a prefix of `buf`; returns its length and the buffer.
-    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
-        socket::write(&self.fd, buf.into()).await
-    }
-
-    /// Sends all of `buf`, resuming short sends; returns the buffer. A send
-    /// that accepts nothing is a `WriteZero` error.
-    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
-        socket::write_all(&self.fd, buf.into()).await
-    }
-
-    /// Shuts down the read, write or both directions. After
-    /// `Shutdown::Write` the peer reads end of stream.
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        socket::shutdown(&self.fd, how).await
-    }
-
-    /// Closes the connection once no operation is in flight on it, and
-    /// reports errors dropping would ignore.
-    pub async fn close(self) -> io::Result<()> {
-        source::close(self.fd).await
-    }
 }
 
 /// The reading half of a [`UnixStream`], from [`UnixStream::into_split`].
@@ -202,6 +153,8 @@ impl half::Family for UnixStream {
         s.local_addr()
     }
 }
+
+impl_stream_io!(UnixStream);
 
 impl_as_fd!(UnixListener, UnixStream);
 impl_stream_source!(UnixStream);
