@@ -79,7 +79,20 @@ pub(crate) fn current_driver() -> io::Result<Rc<Driver>> {
 
 /// Whether a scheduler is current on this thread.
 pub(crate) fn has_sched() -> bool {
-    current().is_some_and(|h| h.sched.is_some())
+    sched_is(|_| true)
+}
+
+/// Whether a scheduler is current on this thread and `is(it)` holds,
+/// without cloning the handle (every wake asks this). `is` must not enter.
+pub(crate) fn sched_is(is: impl FnOnce(&Scheduler) -> bool) -> bool {
+    CONTEXT
+        .try_with(|c| {
+            let handle = c.try_borrow().ok()?;
+            Some(handle.as_ref()?.sched.as_deref().is_some_and(is))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Runs `f` with the current scheduler, if one is current on this thread.

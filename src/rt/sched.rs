@@ -56,7 +56,7 @@ impl Wake for TaskWaker {
         // On the runtime's own thread (a completion being reaped, a task
         // waking another) the runtime looks at the queue before it sleeps
         // again: only a wake from another thread needs the eventfd.
-        let local = context::with_sched(|s| Arc::ptr_eq(&s.shared, &self.shared)) == Some(true);
+        let local = context::sched_is(|s| Arc::ptr_eq(&s.shared, &self.shared));
         if !local && self.shared.parked.load(Ordering::SeqCst) {
             self.shared.wake.write();
         }
