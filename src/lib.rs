@@ -69,6 +69,7 @@ compile_error!("uring-bufio runs on Linux only: it is built on io_uring");
 
 mod buf;
 mod driver;
+mod error;
 mod op;
 mod rt;
 

@@ -205,7 +205,7 @@ impl Output {
 
     /// Writes all of `buf`.
     async fn write_all(&self, buf: Bytes) -> (io::Result<()>, Bytes) {
-        let res = crate::fs::write_all(&buf, |chunk| self.write(chunk)).await;
+        let res = crate::io::write_all(&buf, |chunk| self.write(chunk)).await;
         (res, buf)
     }
 }

@@ -9,32 +9,19 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::path::Path;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use support::Rng;
 use support::records::{
     ALL, End, Shape, assert_bytes, assert_outcome, expected, outcome, skip_record, text,
     text_ending,
 };
+use support::{Rng, run};
+use uring_bufio::ReadSource;
 use uring_bufio::fs::File;
 use uring_bufio::io::BufReader;
-use uring_bufio::time::timeout;
-use uring_bufio::{ReadSource, Runtime};
-
-/// Upper bound for one test's IO, so a hang fails instead of stalling.
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// Runs `f` on a fresh runtime, failing if it takes longer than [`LIMIT`].
-fn run<F: Future<Output = io::Result<()>>>(f: F) {
-    let rt = Runtime::new().expect("io_uring runtime");
-    let res = rt.block_on(async { timeout(LIMIT, f).await });
-    res.expect("test timed out").expect("test failed");
-}
 
 /// Opens `path` with capacity `cap` (default if `None`) and maximum `max`.
 async fn open(path: &Path, cap: Option<usize>, max: usize) -> io::Result<BufReader<File>> {

@@ -2,6 +2,8 @@
 //! and a real ring: write-behind, waiting when full, short writes, errors
 //! after the peer left, and exactly which bytes come back unwritten.
 
+mod support;
+
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom};
 use std::net::Shutdown;
@@ -15,10 +17,11 @@ use std::thread;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use support::run;
+use uring_bufio::WriteSink;
 use uring_bufio::fs::{File, OpenOptions};
 use uring_bufio::io::{BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
-use uring_bufio::{Runtime, WriteSink};
 
 /// Longest any test body may run: only a hang reaches it.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -43,24 +46,6 @@ impl Rng {
         }
         v
     }
-}
-
-/// Runs `body` on a fresh runtime under [`LIMIT`]; errors and hangs fail.
-/// A body that spins without ever yielding (so the timeout cannot fire)
-/// aborts the test binary a little later.
-fn run(body: impl Future<Output = io::Result<()>>) {
-    let (done, rx) = mpsc::channel::<()>();
-    let name = thread::current().name().unwrap_or("test").to_string();
-    thread::spawn(move || {
-        if rx.recv_timeout(LIMIT + LIMIT / 2) == Err(mpsc::RecvTimeoutError::Timeout) {
-            eprintln!("{name}: spinning past {LIMIT:?} without yielding; aborting");
-            std::process::abort();
-        }
-    });
-    let rt = Runtime::new().expect("runtime");
-    let res = rt.block_on(uring_bufio::time::timeout(LIMIT, body));
-    res.expect("test body hung").expect("test body failed");
-    drop(done);
 }
 
 /// Polls `fut` once: it must be ready at once, and succeed.

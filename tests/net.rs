@@ -1,24 +1,16 @@
 //! TCP and Unix sockets over real io_uring: round trips, split halves in two
 //! tasks, addresses, options, shutdown, errors and close.
 
+mod support;
+
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use uring_bufio::Runtime;
+use support::run;
 use uring_bufio::net::{TcpListener, TcpStream, UnixListener, UnixStream, tcp, unix};
 use uring_bufio::time::timeout;
-
-/// Upper bound for any one test's socket work, so a hang fails instead.
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// Runs `f` on a fresh runtime, failing if it takes longer than [`LIMIT`].
-fn run<F: std::future::Future<Output = io::Result<()>>>(f: F) {
-    let rt = Runtime::new().expect("io_uring runtime");
-    let res = rt.block_on(async { timeout(LIMIT, f).await });
-    res.expect("test timed out").expect("test failed");
-}
 
 /// Byte `i` of the test pattern (period 251, so chunk edges show up).
 fn pattern(i: usize) -> u8 {

@@ -10,21 +10,21 @@
 //! One runtime per test is reused by every case; the suite runs on
 //! io_uring, and on epoll with `URING_BUFIO_DRIVER=epoll`.
 
-use std::future::Future;
-use std::io::{self, ErrorKind};
+use std::io::ErrorKind;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
+use support::run_on;
 use tokio_util::codec::LengthDelimitedCodec;
 use uring_bufio::Runtime;
 use uring_bufio::io::BufReader;
-use uring_bufio::time::timeout;
 
 #[path = "support/cutting.rs"]
 mod cutting;
+mod support;
 use cutting::{
     Cut, Frame, Method, check_calls, cut, model_frames, read_by_methods, strip_cr, trickled,
 };
@@ -46,13 +46,6 @@ fn check<S: Strategy>(
     if let Err(e) = runner.run(&strategy, |value| test(&rt, value)) {
         panic!("{e}");
     }
-}
-
-/// Runs one case's future on `rt`; a hang is a failure.
-fn run<T>(rt: &Runtime, f: impl Future<Output = io::Result<T>>) -> T {
-    rt.block_on(timeout(LIMIT, f))
-        .expect("case timed out")
-        .expect("case failed")
 }
 
 /// Content bytes of lines: ASCII, a lone `\r`, a two-byte character and a
@@ -139,7 +132,7 @@ fn lines_case() -> impl Strategy<Value = LinesCase> {
 #[test]
 fn line_methods_agree_with_the_model() {
     check(2500, lines_case(), |rt, case| {
-        let (calls, rest) = run(rt, async {
+        let (calls, rest) = run_on(rt, LIMIT, async {
             let (socket, writer) = trickled(&case.payload, &case.chunks)?;
             let mut reader = BufReader::with_capacity(case.capacity, socket);
             reader.set_max_record_len(case.max);
@@ -158,7 +151,7 @@ fn line_methods_agree_with_the_model() {
 #[test]
 fn lines_stream_agrees_with_the_model() {
     check(1500, lines_case(), |rt, case| {
-        let got = run(rt, async {
+        let got = run_on(rt, LIMIT, async {
             let (socket, writer) = trickled(&case.payload, &case.chunks)?;
             let mut reader = BufReader::with_capacity(case.capacity, socket);
             reader.set_max_record_len(case.max);
@@ -250,7 +243,7 @@ fn frames_case() -> impl Strategy<Value = FramesCase> {
 #[test]
 fn frames_agree_with_the_model() {
     check(2500, frames_case(), |rt, case| {
-        let (got, ended) = run(rt, async {
+        let (got, ended) = run_on(rt, LIMIT, async {
             let (socket, writer) = trickled(&case.wire, &case.chunks)?;
             let reader = BufReader::with_capacity(case.capacity, socket);
             let mut frames = reader.frames(LengthDelimitedCodec::new());

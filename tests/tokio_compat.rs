@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use support::Rng;
 use support::pool::{Mode, run_mode};
+use support::{Rng, run, spin_watchdog};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::{
     Framed, FramedRead, FramedWrite, LengthDelimitedCodec, LinesCodec, LinesCodecError,
@@ -28,25 +28,12 @@ use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 /// Longest any test body may run: only a hang reaches it.
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// Runs `body` on a fresh runtime under [`LIMIT`]; errors and hangs fail.
-fn run(body: impl Future<Output = io::Result<()>>) {
-    run_in(Mode::Plain, body);
-}
-
-/// As [`run`], on a runtime for `mode` (pooled: every pool buffer must be
+/// As `support::run`, on a runtime for `mode` (pooled: every pool buffer must be
 /// back at the end). A body that spins without ever yielding (so the
 /// timeout cannot fire) aborts the test binary a little later.
 fn run_in(mode: Mode, body: impl Future<Output = io::Result<()>>) {
-    let (done, rx) = mpsc::channel::<()>();
-    let name = thread::current().name().unwrap_or("test").to_string();
-    thread::spawn(move || {
-        if rx.recv_timeout(LIMIT + LIMIT / 2) == Err(mpsc::RecvTimeoutError::Timeout) {
-            eprintln!("{name}: spinning past {LIMIT:?} without yielding; aborting");
-            std::process::abort();
-        }
-    });
+    let _watchdog = spin_watchdog(LIMIT);
     run_mode(mode, LIMIT, body);
-    drop(done);
 }
 
 /// Waits (ticking the runtime, so submitted operations reach the kernel)

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use super::probe::Probe;
 use super::table::{OpId, Table};
 use super::{Attempt, Backend, CqeResult, Interest, Kind, drain_eventfd};
+use crate::error::{Retry, retry_of, retry_of_errno};
 
 /// `epoll_event.u64` of the runtime's wake-up eventfd.
 const WAKE_TAG: u64 = u64::MAX;
@@ -125,7 +126,9 @@ impl Epoll {
                 return;
             };
             match data.attempt() {
-                Attempt::Done(res) if res == -libc::EINTR => continue,
+                // Only `Now`: an `EAGAIN` the op did not turn into a wait
+                // (`or_wait`) is its result to report.
+                Attempt::Done(res) if retry_of_errno(-res) == Retry::Now => continue,
                 Attempt::Done(res) => {
                     table.complete(id, CqeResult::new(res, 0));
                 }
@@ -335,7 +338,8 @@ impl Backend for Epoll {
             unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), cap, ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
+            // A signal ends the wait early: a normal, empty turn.
+            return if retry_of(&e) == Retry::Now {
                 Ok(())
             } else {
                 Err(e)

@@ -36,6 +36,7 @@
 
 mod caps;
 mod epoll;
+pub(crate) mod eventfd;
 #[cfg(feature = "fault-injection")]
 pub(crate) mod faults;
 mod fd;
@@ -43,6 +44,8 @@ mod pool;
 mod probe;
 mod table;
 mod uring;
+
+use eventfd::drain as drain_eventfd;
 
 use std::cell::RefCell;
 use std::io;
@@ -450,46 +453,5 @@ impl Driver {
 /// The buffer group id of the runtime's pool.
 const POOL_GROUP: u16 = 0;
 
-/// Resets an eventfd's counter (non-blocking; it may be zero).
-fn drain_eventfd(fd: RawFd) {
-    let mut buf = [0u8; 8];
-    // SAFETY: `buf` is a valid 8-byte buffer for the duration of the call.
-    let _ = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-}
-
-thread_local! {
-    /// The driver of the runtime running on this thread, if any.
-    static CURRENT: RefCell<Option<Rc<Driver>>> = const { RefCell::new(None) };
-}
-
-/// The driver of the runtime running on this thread.
-pub(crate) fn current() -> io::Result<Rc<Driver>> {
-    CURRENT
-        .with(|c| c.borrow().clone())
-        .ok_or_else(|| io::Error::other("no uring-bufio runtime is running on this thread"))
-}
-
-/// Makes `driver` current on this thread until the guard drops. While the
-/// thread's locals are being destroyed (a runtime kept in a `thread_local!`
-/// dropped at thread exit) nothing is made current: operations released then
-/// hold their own handle to the driver and need none.
-pub(crate) fn enter(driver: Rc<Driver>) -> EnterGuard {
-    let prev = CURRENT
-        .try_with(|c| c.borrow_mut().replace(driver))
-        .ok()
-        .flatten();
-    EnterGuard { prev }
-}
-
-/// Restores the previously current driver on drop.
-pub(crate) struct EnterGuard {
-    /// The driver that was current before.
-    prev: Option<Rc<Driver>>,
-}
-
-impl Drop for EnterGuard {
-    fn drop(&mut self) {
-        let prev = self.prev.take();
-        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
-    }
-}
+/// The driver of the runtime current on this thread (see `rt::context`).
+pub(crate) use crate::rt::context::current_driver as current;

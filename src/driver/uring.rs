@@ -2,11 +2,12 @@
 //! reaping completions.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use io_uring::{IoUring, opcode, squeue, types};
 
+use super::eventfd::EventFd;
 use super::probe::Probe;
 use super::table::{OpId, Table};
 use super::{Backend, CqeResult, Kind, drain_eventfd};
@@ -25,7 +26,7 @@ pub(super) struct Uring {
     /// An eventfd the kernel signals whenever completions are posted or
     /// deferred work is queued; registered the first time another event loop
     /// asks for something to watch (it costs a little per completion).
-    notify: Option<OwnedFd>,
+    notify: Option<EventFd>,
     /// Async cancels sent whose completion has not arrived yet.
     cancels_in_flight: usize,
     /// A poll on the wake-up eventfd is in flight.
@@ -160,7 +161,7 @@ impl Uring {
     /// Moves every available completion into the table.
     fn reap(&mut self, table: &mut Table) {
         if let Some(fd) = &self.notify {
-            drain_eventfd(fd.as_raw_fd());
+            fd.drain();
         }
         loop {
             let mut n = 0;
@@ -319,23 +320,12 @@ impl Backend for Uring {
         if let Some(fd) = &self.notify {
             return Ok(fd.as_raw_fd());
         }
-        let fd = new_eventfd()?;
+        let fd = EventFd::new()?;
         self.ring.submitter().register_eventfd(fd.as_raw_fd())?;
         let raw = fd.as_raw_fd();
         self.notify = Some(fd);
         Ok(raw)
     }
-}
-
-/// A non-blocking, close-on-exec eventfd.
-pub(super) fn new_eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd takes no pointers; the result is checked.
-    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// Names the usual causes when the kernel refuses to set up a ring.

@@ -169,7 +169,7 @@ impl File {
     /// back all of `buf`. On error the position has moved by what was written.
     pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
         let buf = buf.into();
-        let res = super::write_all(&buf, |chunk| self.write(chunk)).await;
+        let res = crate::io::write_all(&buf, |chunk| self.write(chunk)).await;
         (res, buf)
     }
 

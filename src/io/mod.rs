@@ -17,7 +17,10 @@ mod lines;
 mod read;
 mod reader;
 mod stream;
+mod write_all;
 mod writer;
+
+pub(crate) use write_all::write_all;
 
 pub use frames::Frames;
 pub use lines::{Lines, Split};

@@ -427,10 +427,5 @@ impl<S: ReadSource> BufReader<S> {
     }
 }
 
-/// Results that mean "try the same read again".
-pub(crate) fn is_retry(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-    )
-}
+/// Interrupted or would-block reads are issued again.
+pub(crate) use crate::error::is_retry;

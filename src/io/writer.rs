@@ -135,11 +135,9 @@ impl WriteState {
         self.inflight = None;
         match res {
             Ok(0) if segs.iter().any(|s| !s.is_empty()) => {
+                let total = segs.iter().map(|s| s.len()).sum();
                 self.buf.restore(segs);
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "the sink accepted no bytes",
-                )))
+                Poll::Ready(Err(crate::error::write_zero(0, total)))
             }
             Ok(n) => {
                 advance(sink.write_pos(), n);
@@ -149,7 +147,7 @@ impl WriteState {
             Err(e) => {
                 // Nothing of this operation was written: keep it all.
                 self.buf.restore(segs);
-                if super::reader::is_retry(&e) {
+                if crate::error::is_retry(&e) {
                     Poll::Ready(Ok(()))
                 } else {
                     Poll::Ready(Err(e))

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::addr::RawAddr;
 use crate::driver::{self, Cap, Driver, SharedFd};
+use crate::error::is_retry;
 use crate::op::{self, AcceptMulti, Multishot, Op};
 
 /// A connection from the listener `fd`, and the peer's raw address when the
@@ -185,11 +186,8 @@ impl AcceptState {
     /// cancel (`ECANCELED`), `EINTR`, `EAGAIN`; the next poll arms again.
     fn push(&mut self, res: io::Result<OwnedFd>) {
         match res {
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ECANCELED | libc::EINTR | libc::EAGAIN)
-                ) => {}
+            // Wider than `is_retry`: the cap's own cancel is retried too.
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) || is_retry(&e) => {}
             res => self.ready.push_back(res),
         }
     }

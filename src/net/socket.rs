@@ -70,19 +70,10 @@ pub(super) async fn write(fd: &SharedFd, buf: Bytes) -> (io::Result<usize>, Byte
 /// A send of 0 bytes (from a non-empty rest) is a `WriteZero` error. On
 /// error, an unknown prefix of `buf` was sent.
 pub(super) async fn write_all(fd: &SharedFd, buf: Bytes) -> (io::Result<()>, Bytes) {
-    let mut sent = 0;
-    while sent < buf.len() {
-        match write(fd, buf.slice(sent..)).await.0 {
-            Ok(0) => return (Err(write_zero(sent, buf.len())), buf),
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
+    let res = crate::io::write_all(&buf, |rest| write(fd, rest)).await;
+    (res, buf)
 }
 
-/// The error of a send that accepted no bytes.
 /// Listen backlog: std's 128 overflows under bursts of connections (the
 /// client then believes it is connected while the server dropped the
 /// handshake, and its first request waits for SYN-ACK retries); tokio uses
@@ -97,13 +88,6 @@ pub(super) fn listen(fd: &impl std::os::fd::AsRawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn write_zero(sent: usize, total: usize) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::WriteZero,
-        format!("socket accepted 0 bytes after {sent} of {total}"),
-    )
 }
 
 /// `shutdown(2)` of one or both directions.

@@ -2,16 +2,13 @@
 //! stream's owned halves [`OwnedReadHalf`] / [`OwnedWriteHalf`].
 
 use std::io;
-use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
-
-use super::{accept, addr, socket};
+use super::{accept, addr, half, socket};
 use crate::driver::SharedFd;
-use crate::source::{self, ReadSource, WriteSink, sealed};
+use crate::source;
 
 /// A Unix domain socket listening for connections.
 ///
@@ -137,193 +134,27 @@ impl UnixStream {
             fd: SharedFd::new(OwnedFd::from(stream)),
         }
     }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
-    }
-
-    /// Splits into a read half and a write half, which may live in different
-    /// tasks. The socket closes when both are dropped.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let read = OwnedReadHalf {
-            fd: self.fd.clone(),
-        };
-        (read, OwnedWriteHalf { fd: self.fd })
-    }
-
-    /// Receives into `buf`'s spare capacity and appends; returns how many
-    /// bytes arrived, `0` at end of stream (or if `buf` has no spare
-    /// capacity), and the buffer.
-    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        socket::read(&self.fd, buf).await
-    }
-
-    /// Sends a prefix of `buf`; returns its length and the buffer.
-    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
-        socket::write(&self.fd, buf.into()).await
-    }
-
-    /// Sends all of `buf`, resuming short sends; returns the buffer. A send
-    /// that accepts nothing is a `WriteZero` error.
-    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
-        socket::write_all(&self.fd, buf.into()).await
-    }
-
-    /// Shuts down the read, write or both directions. After
-    /// `Shutdown::Write` the peer reads end of stream.
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        socket::shutdown(&self.fd, how).await
-    }
-
-    /// Closes the connection once no operation is in flight on it, and
-    /// reports errors dropping would ignore.
-    pub async fn close(self) -> io::Result<()> {
-        source::close(self.fd).await
-    }
-}
-
-/// The peer address of the connected socket `fd`.
-fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
-    socket::with_std(fd, std_unix::UnixStream::peer_addr)
-}
-
-/// The local address of the socket `fd`.
-fn local_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
-    socket::with_std(fd, std_unix::UnixStream::local_addr)
 }
 
 /// The reading half of a [`UnixStream`], from [`UnixStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedReadHalf {
-    /// The stream's socket, shared with the write half.
-    fd: SharedFd,
-}
+pub type OwnedReadHalf = half::OwnedReadHalf<UnixStream>;
 
-impl OwnedReadHalf {
-    /// As [`UnixStream::read`].
-    pub async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        socket::read(&self.fd, buf).await
+/// The writing half of a [`UnixStream`], from [`UnixStream::into_split`]; see
+/// [`half::OwnedWriteHalf`] on shutting down.
+pub type OwnedWriteHalf = half::OwnedWriteHalf<UnixStream>;
+
+impl half::Family for UnixStream {
+    type Addr = SocketAddr;
+    type Std = std_unix::UnixStream;
+    fn peer_addr(s: &std_unix::UnixStream) -> io::Result<SocketAddr> {
+        s.peer_addr()
     }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
+    fn local_addr(s: &std_unix::UnixStream) -> io::Result<SocketAddr> {
+        s.local_addr()
     }
 }
 
-/// The writing half of a [`UnixStream`], from [`UnixStream::into_split`].
-///
-/// Dropping it does *not* shut down the write direction (the read half keeps
-/// the socket open): call [`shutdown`](OwnedWriteHalf::shutdown) for the peer
-/// to see end of stream before the read half is dropped too.
-#[derive(Debug)]
-pub struct OwnedWriteHalf {
-    /// The stream's socket, shared with the read half.
-    fd: SharedFd,
-}
+impl_stream_io!(UnixStream);
 
-impl OwnedWriteHalf {
-    /// As [`UnixStream::write`].
-    pub async fn write(&self, buf: impl Into<Bytes>) -> (io::Result<usize>, Bytes) {
-        socket::write(&self.fd, buf.into()).await
-    }
-
-    /// As [`UnixStream::write_all`].
-    pub async fn write_all(&self, buf: impl Into<Bytes>) -> (io::Result<()>, Bytes) {
-        socket::write_all(&self.fd, buf.into()).await
-    }
-
-    /// Shuts down the write direction: the peer reads end of stream.
-    pub async fn shutdown(&self) -> io::Result<()> {
-        socket::shutdown(&self.fd, Shutdown::Write).await
-    }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.fd)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(&self.fd)
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open while `self` (holding it) is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
-    }
-}
-
-impl sealed::Fd for UnixStream {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Read for UnixStream {
-    fn reads_socket(&self) -> bool {
-        true
-    }
-}
-impl sealed::Write for UnixStream {
-    fn is_socket(&self) -> bool {
-        true
-    }
-}
-impl ReadSource for UnixStream {}
-impl WriteSink for UnixStream {}
-
-impl sealed::Fd for OwnedReadHalf {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Read for OwnedReadHalf {
-    fn reads_socket(&self) -> bool {
-        true
-    }
-}
-impl ReadSource for OwnedReadHalf {}
-
-impl sealed::Fd for OwnedWriteHalf {
-    fn shared_fd(&self) -> &SharedFd {
-        &self.fd
-    }
-}
-impl sealed::Write for OwnedWriteHalf {
-    fn is_socket(&self) -> bool {
-        true
-    }
-}
-impl WriteSink for OwnedWriteHalf {}
+impl_as_fd!(UnixListener, UnixStream);
+impl_stream_source!(UnixStream);

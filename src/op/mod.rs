@@ -37,6 +37,7 @@ use std::task::{Context, Poll};
 use io_uring::squeue;
 
 use crate::driver::{self, Attempt, CqeResult, Driver, Interest, OpId, Owned};
+use crate::error::Retry;
 
 pub(crate) use accept::Accept;
 pub(crate) use accept_multi::AcceptMulti;
@@ -339,7 +340,7 @@ pub(crate) fn syscall_result(ret: isize) -> i32 {
 
 /// `-EAGAIN` means: wait until `fd` is ready for `interest`.
 pub(crate) fn or_wait(res: i32, fd: RawFd, interest: Interest) -> Attempt {
-    if res == -libc::EAGAIN {
+    if crate::error::retry_of_errno(-res) == Retry::WhenReady {
         Attempt::Wait(fd, interest)
     } else {
         Attempt::Done(res)

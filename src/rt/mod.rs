@@ -4,21 +4,22 @@
 //! kernel that submits everything those polls queued and, when no task is
 //! ready, waits for the next completion.
 
+pub(crate) mod context;
 mod sched;
 mod task;
 pub mod time;
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::driver::{self, Config, Driver, Kind as DriverKind, PoolConfig, PoolStats, Probe};
+use crate::driver::eventfd::EventFd;
+use crate::driver::{Config, Driver, Kind as DriverKind, PoolConfig, PoolStats, Probe};
 use sched::{MAIN, Scheduler};
 
 pub(crate) use task::spawn_lingering;
@@ -151,13 +152,11 @@ impl Builder {
     /// Builds the runtime: starts the backend and probes the kernel.
     pub fn build(&self) -> io::Result<Runtime> {
         let kind = self.chosen_driver()?;
-        // SAFETY: eventfd takes no pointers; the result is checked.
-        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake_fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // The scheduler owns the eventfd from here on (closed with it).
-        let sched = Rc::new(Scheduler::new(wake_fd));
+        let wake = EventFd::new()?;
+        let wake_fd = wake.as_raw_fd();
+        // The scheduler owns the eventfd from here on (closed with it, after
+        // the driver that watches it).
+        let sched = Rc::new(Scheduler::new(wake));
         let driver = Rc::new(Driver::new(
             &Config {
                 entries: self.entries,
@@ -176,50 +175,15 @@ impl Builder {
     }
 }
 
-thread_local! {
-    /// The scheduler of the runtime running on this thread.
-    static SCHED: RefCell<Option<Rc<Scheduler>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with the current scheduler, if a runtime runs on this thread.
-pub(crate) fn with_sched<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
-    // `try_with`: tasks dropped while the thread's locals are destroyed
-    // (a runtime in a `thread_local!`) find no scheduler, not a panic.
-    let sched = SCHED.try_with(|s| s.borrow().clone()).ok().flatten()?;
-    Some(f(&sched))
-}
-
 /// Makes a runtime current on this thread for the guard's lifetime.
-struct Enter {
-    /// Restores the driver on drop.
-    _driver: driver::EnterGuard,
-    /// Unmarks the thread as the scheduler's on drop.
-    _thread: sched::ThreadMark,
-    /// The scheduler that was current before.
-    prev: Option<Rc<Scheduler>>,
-}
-
-impl Enter {
-    /// Enters `rt`; panics if a runtime already runs on this thread.
-    fn new(rt: &Runtime) -> Enter {
-        let prev = SCHED.with(|s| s.borrow_mut().replace(rt.sched.clone()));
-        if prev.is_some() {
-            SCHED.with(|s| *s.borrow_mut() = prev);
-            panic!("cannot start a uring-bufio runtime from within a runtime");
-        }
-        Enter {
-            _driver: driver::enter(rt.driver.clone()),
-            _thread: rt.sched.mark_thread(),
-            prev,
-        }
+fn enter_block_on(rt: &Runtime) -> context::EnterGuard {
+    if context::has_sched() {
+        panic!("cannot start a uring-bufio runtime from within a runtime");
     }
-}
-
-impl Drop for Enter {
-    fn drop(&mut self) {
-        let prev = self.prev.take();
-        SCHED.with(|s| *s.borrow_mut() = prev);
-    }
+    context::enter(context::Handle {
+        driver: rt.driver.clone(),
+        sched: Some(rt.sched.clone()),
+    })
 }
 
 impl Runtime {
@@ -273,7 +237,7 @@ impl Runtime {
     /// If called from within a runtime, or if the kernel queue fails
     /// unrecoverably.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let _enter = Enter::new(self);
+        let _enter = enter_block_on(self);
         let mut future = pin!(future);
         let main_handle = self.sched.waker(MAIN, false);
         let main = Waker::from(main_handle.clone());
@@ -330,7 +294,11 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let _driver = driver::enter(self.driver.clone());
+        // The driver only: tasks dropped now must not spawn new ones.
+        let _driver = context::enter(context::Handle {
+            driver: self.driver.clone(),
+            sched: None,
+        });
         // Dropping tasks releases their operations (abandoned, cancelled).
         self.sched.close();
         let leaked = self.driver.shutdown(SHUTDOWN_LIMIT);

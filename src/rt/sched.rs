@@ -3,29 +3,13 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-thread_local! {
-    /// The scheduler whose `block_on` runs on this thread, if any.
-    static RUNNING: std::cell::Cell<*const Shared> = const { std::cell::Cell::new(std::ptr::null()) };
-}
-
-/// Marks this thread as running a scheduler until dropped.
-#[derive(Debug)]
-pub(crate) struct ThreadMark {
-    /// What was marked before.
-    prev: *const Shared,
-}
-
-impl Drop for ThreadMark {
-    fn drop(&mut self) {
-        let _ = RUNNING.try_with(|r| r.set(self.prev));
-    }
-}
+use super::context;
+use crate::driver::eventfd::EventFd;
 
 /// Task id of the future passed to `block_on`.
 pub(crate) const MAIN: usize = usize::MAX;
@@ -39,8 +23,9 @@ pub(crate) struct Shared {
     /// must then write `wake_fd`. Paired with the queue check before sleeping
     /// (both SeqCst), so no wake-up is missed.
     parked: AtomicBool,
-    /// Eventfd the driver polls while the runtime sleeps.
-    wake_fd: RawFd,
+    /// Eventfd the driver polls while the runtime sleeps; open for as long
+    /// as any waker holds this `Shared`.
+    wake: EventFd,
 }
 
 /// A task's waker: queues its id once until it is polled again.
@@ -71,21 +56,10 @@ impl Wake for TaskWaker {
         // On the runtime's own thread (a completion being reaped, a task
         // waking another) the runtime looks at the queue before it sleeps
         // again: only a wake from another thread needs the eventfd.
-        let local = RUNNING.try_with(|r| r.get()).ok() == Some(Arc::as_ptr(&self.shared));
+        let local = context::sched_is(|s| Arc::ptr_eq(&s.shared, &self.shared));
         if !local && self.shared.parked.load(Ordering::SeqCst) {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to the eventfd, which the
-            // runtime keeps open for as long as wakers may hold `Shared`
-            // (closed in `Shared::drop`).
-            unsafe { libc::write(self.shared.wake_fd, (&one as *const u64).cast(), 8) };
+            self.shared.wake.write();
         }
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // SAFETY: the eventfd is owned by `Shared`; the last waker is gone.
-        unsafe { libc::close(self.wake_fd) };
     }
 }
 
@@ -121,26 +95,19 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler whose wakers write `wake_fd` (which it then owns).
-    pub(crate) fn new(wake_fd: RawFd) -> Scheduler {
+    /// A scheduler whose wakers write `wake` (which it then owns).
+    pub(crate) fn new(wake: EventFd) -> Scheduler {
         Scheduler {
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),
                 parked: AtomicBool::new(false),
-                wake_fd,
+                wake,
             }),
             tasks: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             lingering: Cell::new(0),
             closing: Cell::new(false),
         }
-    }
-
-    /// Marks the calling thread as this scheduler's, so that wakes from it
-    /// skip the eventfd.
-    pub(crate) fn mark_thread(&self) -> ThreadMark {
-        let prev = RUNNING.with(|r| r.replace(Arc::as_ptr(&self.shared)));
-        ThreadMark { prev }
     }
 
     /// A waker for task `id`, already scheduled if `scheduled`.

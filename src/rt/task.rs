@@ -42,12 +42,21 @@ where
         future: Some(Box::pin(future)),
         state: state.clone(),
     };
-    super::with_sched(|s| s.spawn(Box::pin(task)))??;
+    super::context::with_sched(|s| s.spawn(Box::pin(task)))??;
     Some(JoinHandle { state })
 }
 
-/// Why a task ended without its output.
-pub enum JoinError {
+/// Why a task ended without its output. Opaque, as tokio's: ask
+/// [`is_cancelled`](JoinError::is_cancelled) or
+/// [`is_panic`](JoinError::is_panic), take the payload with
+/// [`into_panic`](JoinError::into_panic).
+pub struct JoinError {
+    /// What ended the task.
+    repr: Repr,
+}
+
+/// The cause inside a [`JoinError`].
+enum Repr {
     /// The task was aborted.
     Cancelled,
     /// The task panicked; the payload is kept.
@@ -55,14 +64,28 @@ pub enum JoinError {
 }
 
 impl JoinError {
+    /// The error of an aborted task.
+    fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    /// The error of a task that panicked with `payload`.
+    fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
+
     /// The task was aborted.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, JoinError::Cancelled)
+        matches!(self.repr, Repr::Cancelled)
     }
 
     /// The task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self, JoinError::Panic(_))
+        matches!(self.repr, Repr::Panic(_))
     }
 
     /// The panic payload, to resume it with `std::panic::resume_unwind`.
@@ -70,27 +93,33 @@ impl JoinError {
     /// # Panics
     /// If the task was cancelled rather than panicked.
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        match self {
-            JoinError::Panic(p) => p,
-            JoinError::Cancelled => panic!("JoinError::into_panic on a cancelled task"),
+        self.try_into_panic()
+            .unwrap_or_else(|_| panic!("JoinError::into_panic on a cancelled task"))
+    }
+
+    /// The panic payload, or the error itself if the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p),
+            Repr::Cancelled => Err(self),
         }
     }
 }
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Cancelled => f.write_str("JoinError::Cancelled"),
-            JoinError::Panic(_) => f.write_str("JoinError::Panic(..)"),
+        match self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panic(_) => f.write_str("JoinError::Panic(..)"),
         }
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Cancelled => f.write_str("task was cancelled"),
-            JoinError::Panic(p) => {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Panic(p) => {
                 let msg = p
                     .downcast_ref::<&str>()
                     .copied()
@@ -150,7 +179,7 @@ impl<F: Future> Future for TaskFuture<F> {
         };
         if this.state.abort.get() {
             this.future = None;
-            this.state.finish(Err(JoinError::Cancelled));
+            this.state.finish(Err(JoinError::cancelled()));
             return Poll::Ready(());
         }
         this.state.task_waker.set(Some(cx.waker().clone()));
@@ -158,7 +187,7 @@ impl<F: Future> Future for TaskFuture<F> {
         let result = match res {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(v)) => Ok(v),
-            Err(payload) => Err(JoinError::Panic(payload)),
+            Err(payload) => Err(JoinError::panic(payload)),
         };
         this.future = None;
         this.state.finish(result);
@@ -184,7 +213,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 impl<T> JoinHandle<T> {
     /// Stops the task: its future is dropped at the runtime's next tick
     /// (releasing its operations safely) and the handle resolves to
-    /// [`JoinError::Cancelled`], unless it finished first.
+    /// a [`JoinError`] that [`is_cancelled`](JoinError::is_cancelled), unless it finished first.
     pub fn abort(&self) {
         self.state.abort.set(true);
         if let Some(w) = self.state.task_waker.take() {
@@ -218,10 +247,10 @@ pub(crate) fn spawn_lingering<F: Future<Output = ()> + 'static>(future: F) -> bo
     struct Counted;
     impl Drop for Counted {
         fn drop(&mut self) {
-            super::with_sched(|s| s.add_lingering(-1));
+            super::context::with_sched(|s| s.add_lingering(-1));
         }
     }
-    if super::with_sched(|s| s.add_lingering(1)).is_none() {
+    if super::context::with_sched(|s| s.add_lingering(1)).is_none() {
         return false;
     }
     let counted = Counted;

@@ -11,6 +11,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use uring_bufio::Runtime;
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 use uring_bufio::time::timeout;
 
@@ -50,6 +51,40 @@ pub fn raise_fd_limit() -> u64 {
         assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
     }
     lim.rlim_cur
+}
+
+/// Longest any test body run by [`run`] may take: only a hang reaches it.
+pub const TEST_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `body` on a fresh runtime under [`TEST_LIMIT`]; an error or a hang
+/// fails the test. A body that spins without ever yielding (so the timeout
+/// cannot fire) aborts the test binary a little later.
+pub fn run(body: impl Future<Output = io::Result<()>>) {
+    let _watchdog = spin_watchdog(TEST_LIMIT);
+    let rt = Runtime::new().expect("runtime");
+    run_on(&rt, TEST_LIMIT, body);
+}
+
+/// Runs `body` on `rt` and returns its value; an error or taking longer
+/// than `limit` fails the test.
+pub fn run_on<T>(rt: &Runtime, limit: Duration, body: impl Future<Output = io::Result<T>>) -> T {
+    rt.block_on(timeout(limit, body))
+        .unwrap_or_else(|_| panic!("test body hung (no result within {limit:?})"))
+        .unwrap_or_else(|e| panic!("test body failed: {e}"))
+}
+
+/// Aborts the test binary unless dropped within 1.5 x `limit`: the guard
+/// for bodies that spin on the runtime thread, where no timeout can fire.
+pub fn spin_watchdog(limit: Duration) -> mpsc::Sender<()> {
+    let (done, rx) = mpsc::channel::<()>();
+    let name = std::thread::current().name().unwrap_or("test").to_string();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit + limit / 2) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("{name}: spinning past {limit:?} without yielding; aborting");
+            std::process::abort();
+        }
+    });
+    done
 }
 
 /// Runs `f` on its own thread and fails the test if it has not returned
