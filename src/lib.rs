@@ -85,7 +85,7 @@ pub use rt::{Builder, DRIVER_ENV, JoinError, JoinHandle, Runtime, spawn};
 pub use source::{ReadSource, WriteSink};
 
 /// Test-only fault injection and the quarantine check (feature
-/// `fault-injection`, which the crate's own test suite turns on).
+/// `fault-injection`: `cargo test --features fault-injection`).
 #[cfg(feature = "fault-injection")]
 pub mod faults {
     pub use crate::driver::faults::{FaultPlan, FaultStats, quarantine_report};

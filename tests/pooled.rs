@@ -12,12 +12,12 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::pooled::{LIMIT, MODES, assert_all_back, run_pooled, unix_sending};
-use support::{Rng, bounded, within};
+use support::pooled::{MODES, assert_all_back, run_pooled, unix_sending};
+use support::{Rng, bounded};
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 use uring_bufio::time::{sleep, timeout};
-use uring_bufio::{PoolConfig, PoolStats, Runtime, spawn};
+use uring_bufio::{PoolConfig, PoolStats, spawn};
 
 #[test]
 fn lines_over_tcp_match_what_was_sent() {
@@ -281,33 +281,42 @@ fn bundles_fill_several_buffers_per_completion() {
     assert_all_back(&stats);
 }
 
-#[test]
-fn refused_submissions_are_retried_without_losing_bytes() {
-    for (mode, config) in MODES {
-        eprintln!("mode {mode}");
-        let pool = config(PoolConfig::new().buffer_size(256).buffers(8).max_buffers(8));
-        let plan = uring_bufio::faults::FaultPlan::new(11).submit_error(libc::EAGAIN, 0.3);
-        within(LIMIT, move || {
-            let rt = Runtime::builder()
-                .pool(pool)
-                .faults(plan)
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let (b, writer, data) = unix_sending(3, 100_000)?;
-                let mut r = BufReader::pooled(b);
-                let mut got = Vec::new();
-                bounded("read_to_end", r.read_to_end(&mut got)).await?;
-                assert!(got == data, "bytes differ");
-                writer.await.expect("task")?;
-                drop(r);
-                assert_all_back(&rt.pool_stats().expect("pool"));
-                Ok::<_, io::Error>(())
-            })
-            .expect("test failed");
-            let refused = rt.fault_stats().submit_errors;
-            assert!(refused > 10, "only {refused} submissions refused");
-        });
+/// Needs the test-only fault plan: `cargo test --features fault-injection`.
+#[cfg(feature = "fault-injection")]
+mod refused {
+    use super::*;
+    use support::pooled::LIMIT;
+    use support::within;
+    use uring_bufio::Runtime;
+
+    #[test]
+    fn refused_submissions_are_retried_without_losing_bytes() {
+        for (mode, config) in MODES {
+            eprintln!("mode {mode}");
+            let pool = config(PoolConfig::new().buffer_size(256).buffers(8).max_buffers(8));
+            let plan = uring_bufio::faults::FaultPlan::new(11).submit_error(libc::EAGAIN, 0.3);
+            within(LIMIT, move || {
+                let rt = Runtime::builder()
+                    .pool(pool)
+                    .faults(plan)
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let (b, writer, data) = unix_sending(3, 100_000)?;
+                    let mut r = BufReader::pooled(b);
+                    let mut got = Vec::new();
+                    bounded("read_to_end", r.read_to_end(&mut got)).await?;
+                    assert!(got == data, "bytes differ");
+                    writer.await.expect("task")?;
+                    drop(r);
+                    assert_all_back(&rt.pool_stats().expect("pool"));
+                    Ok::<_, io::Error>(())
+                })
+                .expect("test failed");
+                let refused = rt.fault_stats().submit_errors;
+                assert!(refused > 10, "only {refused} submissions refused");
+            });
+        }
     }
 }
 
