@@ -2,10 +2,14 @@
 
 /// How the runtime's buffer pool is sized; see [`Builder::pool`](crate::Builder::pool).
 ///
+/// A builder: setters only, as tokio's `Builder`; what is in effect shows
+/// in [`Runtime::pool_stats`](crate::Runtime::pool_stats).
+///
 /// ```
 /// use uring_bufio::PoolConfig;
 /// let config = PoolConfig::new().buffer_size(4096).buffers(256).max_buffers(1024).per_reader(4);
-/// assert_eq!(config.get_buffer_size(), 4096);
+/// // The maximum is never below the initial count.
+/// assert_eq!(config.max_buffers(16), config.max_buffers(256));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -93,33 +97,35 @@ impl PoolConfig {
         self
     }
 
+    // Getters for the crate (the public API has setters only).
+
     /// Bytes per buffer.
-    pub fn get_buffer_size(&self) -> usize {
+    pub(crate) fn get_buffer_size(&self) -> usize {
         self.size
     }
 
     /// Whether incremental buffers are wanted.
-    pub fn get_incremental(&self) -> bool {
+    pub(crate) fn get_incremental(&self) -> bool {
         self.incremental
     }
 
     /// Whether receive bundles are wanted.
-    pub fn get_bundles(&self) -> bool {
+    pub(crate) fn get_bundles(&self) -> bool {
         self.bundles
     }
 
     /// Buffers allocated at first use.
-    pub fn get_buffers(&self) -> usize {
+    pub(crate) fn get_buffers(&self) -> usize {
         self.initial
     }
 
     /// Most buffers the pool grows to.
-    pub fn get_max_buffers(&self) -> usize {
+    pub(crate) fn get_max_buffers(&self) -> usize {
         self.max
     }
 
     /// Most buffers one reader holds.
-    pub fn get_per_reader(&self) -> usize {
+    pub(crate) fn get_per_reader(&self) -> usize {
         self.per_reader
     }
 }

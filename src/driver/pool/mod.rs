@@ -17,8 +17,10 @@
 //!   └────────────────┘    receive() books it at reap   └──────────────────┘
 //! ```
 //!
-//! Files: `config.rs` (sizing and counters), `ring.rs` (the ring memory),
-//! `inbox.rs` (a reader's queue of received buffers).
+//! Files: `config.rs` (sizing and counters), `policy.rs` (when to grow and
+//! shrink: plain counters, tested without a kernel), `slots.rs` (buffers
+//! by id: publishing and taking), `ring.rs` (the ring memory), `inbox.rs`
+//! (a reader's queue of received buffers).
 //!
 //! A buffer is a `BytesMut`, so a reader lends out of it and a decoder cuts
 //! frames off it without a copy. When the reader is done with it the
@@ -28,12 +30,14 @@
 
 mod config;
 mod inbox;
+mod policy;
 mod ring;
+mod slots;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 
@@ -41,21 +45,9 @@ pub use config::{PoolConfig, PoolStats};
 pub(crate) use inbox::Inbox;
 
 use config::MAX_RING;
+use policy::{Growth, Return};
 use ring::Ring;
-
-/// Where a buffer id is.
-enum Slot {
-    /// Free: in the ring (io_uring) or the free list (epoll). The kernel may
-    /// write into it at any time. With incremental consumption this is
-    /// what is left of the buffer after the bytes already received.
-    Free(BytesMut),
-    /// epoll: taken by a receive that is running now.
-    Picked(BytesMut),
-    /// Holding received bytes in a reader; comes back through `give_back`.
-    Lent,
-    /// Not part of the pool (it shrank); `grow_to` may reuse the id.
-    Retired,
-}
+use slots::{Inner, Slot};
 
 /// How the kernel consumes the ring's buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,50 +63,16 @@ pub(crate) enum Mode {
 /// The runtime's receive buffers. Shared (`Rc`) by the driver, the receives
 /// in flight and the readers.
 pub(crate) struct Pool {
-    /// Everything that changes.
+    /// Everything that changes: the buffers and the policy (`slots.rs`).
     inner: RefCell<Inner>,
     /// Multishot receives carry a byte limit (`IORING_RECV_MSHOT_LIM`,
-    /// Linux 6.17): on until a kernel refuses it with `EINVAL`.
-    byte_limit: std::cell::Cell<bool>,
-    /// The buffer group id the ring is registered under.
+    /// Linux 6.17): on (io_uring only) until a kernel refuses it with
+    /// `EINVAL`, then off for good.
+    byte_limit: Cell<bool>,
+    /// The buffer group id the ring is registered under (0 on epoll).
     bgid: u16,
-    /// How the kernel consumes buffers.
+    /// How the kernel consumes buffers; `Plain` on epoll.
     mode: Mode,
-}
-
-/// Mutable pool state.
-struct Inner {
-    /// Sizing.
-    config: PoolConfig,
-    /// The registered ring (io_uring), or `None` (epoll: `free_list`).
-    ring: Option<Ring>,
-    /// Every buffer id's state, retired ids included.
-    slots: Vec<Slot>,
-    /// Ring position each buffer id was last published at.
-    pos_of: Vec<u16>,
-    /// Free ids (epoll only; the kernel keeps the order on io_uring).
-    free_list: Vec<u16>,
-    /// Number of `Slot::Free`.
-    free: usize,
-    /// Ids in `Slot::Lent`: waiting for any buffer to come back (ids are
-    /// interchangeable).
-    lent: Vec<u16>,
-    /// Ids in `Slot::Retired`.
-    retired: Vec<u16>,
-    /// Dry moments (`ENOBUFS` met) since the pool last grew.
-    dry_since_growth: usize,
-    /// `stats.receives` at the last dry moment.
-    receives_at_dry: u64,
-    /// Buffers given back since the last `ENOBUFS`.
-    returns_since_dry: usize,
-    /// Buffers in the pool: `slots.len()` less the retired ones.
-    live: usize,
-    /// Readers waiting for buffers after `ENOBUFS`.
-    waiters: Vec<Waker>,
-    /// Counters.
-    stats: PoolStats,
-    /// The ring was unregistered (runtime gone): nothing is published again.
-    closed: bool,
 }
 
 impl std::fmt::Debug for Pool {
@@ -128,9 +86,7 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// A pool whose free buffers sit in a user-space list (epoll).
     pub(crate) fn user(config: PoolConfig) -> Pool {
-        let pool = Pool::empty(config, None, 0, Mode::Plain);
-        pool.grow_to(config.initial);
-        pool
+        Pool::with_buffers(config, None, 0, Mode::Plain)
     }
 
     /// A pool whose free buffers sit in a provided buffer ring consumed in
@@ -148,44 +104,24 @@ impl Pool {
         let entries = (config.max * 2).next_power_of_two().min(MAX_RING) as u16;
         let ring = Ring::new(entries)?;
         register(ring.base as u64, entries)?;
-        let pool = Pool::empty(config, Some(ring), bgid, mode);
-        {
-            let mut inner = pool.inner.borrow_mut();
-            inner.stats.kernel_ring = true;
-            inner.stats.incremental = mode == Mode::Incremental;
-            inner.stats.bundles = mode == Mode::Bundles;
-        }
-        pool.grow_to(config.initial);
-        Ok(pool)
+        Ok(Pool::with_buffers(config, Some(ring), bgid, mode))
     }
 
-    /// A pool with no buffers yet.
-    fn empty(config: PoolConfig, ring: Option<Ring>, bgid: u16, mode: Mode) -> Pool {
-        let ring_is_some = ring.is_some();
+    /// A pool with its initial buffers published to `ring` (or the free
+    /// list, without one).
+    fn with_buffers(config: PoolConfig, ring: Option<Ring>, bgid: u16, mode: Mode) -> Pool {
+        let kernel_ring = ring.is_some();
+        let mut inner = Inner::new(config, ring);
+        inner.stats.kernel_ring = kernel_ring;
+        inner.stats.incremental = mode == Mode::Incremental;
+        inner.stats.bundles = mode == Mode::Bundles;
+        let initial = inner.policy.live();
+        inner.add(initial);
         Pool {
-            inner: RefCell::new(Inner {
-                config,
-                ring,
-                slots: Vec::new(),
-                pos_of: Vec::new(),
-                free_list: Vec::new(),
-                free: 0,
-                lent: Vec::new(),
-                retired: Vec::new(),
-                dry_since_growth: 0,
-                receives_at_dry: 0,
-                returns_since_dry: 0,
-                live: 0,
-                waiters: Vec::new(),
-                stats: PoolStats {
-                    buffer_size: config.size,
-                    ..PoolStats::default()
-                },
-                closed: false,
-            }),
+            inner: RefCell::new(inner),
+            byte_limit: Cell::new(kernel_ring),
             bgid,
             mode,
-            byte_limit: std::cell::Cell::new(ring_is_some),
         }
     }
 
@@ -226,56 +162,24 @@ impl Pool {
     /// Counters.
     pub(crate) fn stats(&self) -> PoolStats {
         let inner = self.inner.borrow();
+        let live = inner.policy.live();
         PoolStats {
-            buffers: inner.live,
+            buffers: live,
             free: inner.free,
-            out: inner.live - inner.free,
+            out: live - inner.free,
             ..inner.stats
         }
     }
 
-    /// Adds fresh buffers until the pool has `n`.
-    fn grow_to(&self, n: usize) {
-        let mut inner = self.inner.borrow_mut();
-        let n = n.min(inner.config.max);
-        while inner.live < n && !inner.closed {
-            let bid = match inner.retired.pop() {
-                Some(bid) => bid,
-                None => {
-                    inner.slots.push(Slot::Retired);
-                    inner.pos_of.push(0);
-                    (inner.slots.len() - 1) as u16
-                }
-            };
-            inner.live += 1;
-            inner.stats.peak = inner.stats.peak.max(inner.live);
-            let buf = BytesMut::with_capacity(inner.config.size);
-            inner.release(bid, buf);
-        }
-    }
-
-    /// A receive found no free buffer: grow if allowed. Returns whether
-    /// buffers are free now (so the receive can be issued again at once).
+    /// A receive found no free buffer: grow if the policy says so.
+    /// Returns whether buffers are free now (so the receive can be issued
+    /// again at once).
     pub(crate) fn exhausted(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
         inner.stats.exhausted += 1;
-        // Every reader of a busy runtime meets a dry ring at the same
-        // moment, so one moment must count once, not once per reader: a
-        // dry moment counts only if some receive was booked since the last
-        // one (bookings happen as completions are reaped, between moments).
-        // Two dry moments since the pool last grew double it.
-        if inner.stats.receives != inner.receives_at_dry {
-            inner.receives_at_dry = inner.stats.receives;
-            inner.dry_since_growth += 1;
-        }
-        inner.returns_since_dry = 0;
-        let (len, max) = (inner.live, inner.config.max);
-        if inner.dry_since_growth >= 2 && len < max && !inner.closed {
-            inner.dry_since_growth = 0;
+        if let Growth::Grow(n) = inner.policy.dry() {
             inner.stats.grown += 1;
-            drop(inner);
-            self.grow_to(len * 2);
-            inner = self.inner.borrow_mut();
+            inner.add(n);
         }
         inner.free > 0
     }
@@ -332,9 +236,6 @@ impl Pool {
         };
         let mut inner = self.inner.borrow_mut();
         let size = inner.config.size;
-        if len > 0 {
-            inner.stats.receives += 1;
-        }
         if len == 0 {
             // Nothing landed: the buffer stays (or goes back) in the pool.
             if let Some(Slot::Picked(_)) = inner.slots.get(usize::from(bid)) {
@@ -343,25 +244,15 @@ impl Pool {
             }
             return;
         }
+        inner.stats.receives += 1;
+        inner.policy.booked();
         match self.mode {
             Mode::Incremental => {
                 let more = io_uring::cqueue::buffer_more(flags);
                 inner.stats.partial += u64::from(more);
                 out.push_back(inner.take_front(bid, len, more));
             }
-            Mode::Bundles => {
-                let first = inner.pos_of.get(usize::from(bid)).copied().unwrap_or(0);
-                inner.stats.bundled += u64::from(len > size);
-                let mut left = len;
-                let mut pos = first;
-                while left > 0 {
-                    let bid = inner.ring.as_ref().map_or(bid, |ring| ring.bid_at(pos));
-                    let n = left.min(size);
-                    out.push_back(inner.take_front(bid, n, false));
-                    left -= n;
-                    pos = pos.wrapping_add(1);
-                }
-            }
+            Mode::Bundles => inner.take_bundle(bid, len, out),
             Mode::Plain => out.push_back(inner.take_front(bid, len.min(size), false)),
         }
     }
@@ -369,37 +260,24 @@ impl Pool {
     /// A reader is done with a buffer `receive` handed out. Its allocation
     /// is reused if nothing else refers to it; else a fresh one takes its
     /// id.
-    pub(crate) fn give_back(&self, mut buf: BytesMut) {
+    pub(crate) fn give_back(&self, buf: BytesMut) {
         let mut inner = self.inner.borrow_mut();
-        let size = inner.config.size;
         let Some(bid) = inner.lent.pop() else {
             // A piece of a buffer still partly in the ring (incremental):
             // the allocation is freed when its last piece goes.
             return;
         };
-        inner.returns_since_dry += 1;
-        let calm = inner.returns_since_dry >= 8 * inner.live;
-        if calm && inner.live > inner.config.initial && inner.free * 2 >= inner.live {
-            // The pool grew for a burst that is over: it has not run dry
-            // for twice its size in returns and half of it is free, so this
-            // buffer leaves it (and its memory is freed). Buffers already
-            // in the ring stay until they come back.
-            inner.slots[usize::from(bid)] = Slot::Retired;
-            inner.retired.push(bid);
-            inner.live -= 1;
-            inner.stats.retired += 1;
-            return;
+        let free = inner.free;
+        match inner.policy.returned(free) {
+            // The pool grew for a burst that is over: this buffer leaves
+            // it (its memory is freed with `buf`). Buffers already in the
+            // ring stay until they come back.
+            Return::Retire => inner.retire(bid),
+            Return::Keep => {
+                inner.recycle(bid, buf);
+                inner.wake_waiters();
+            }
         }
-        buf.clear();
-        // `try_reclaim` succeeds only when this handle is the allocation's
-        // sole owner, so memory a frame (or the ring) still refers to is
-        // never reused.
-        if !buf.try_reclaim(size) || buf.capacity() > 2 * size {
-            buf = BytesMut::with_capacity(size);
-            inner.stats.replaced += 1;
-        }
-        inner.release(bid, buf);
-        inner.wake_waiters();
     }
 
     /// The runtime is going away: the ring was (or is about to be)
@@ -407,6 +285,7 @@ impl Pool {
     pub(crate) fn close(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.closed = true;
+        inner.policy.close();
         inner.wake_waiters();
     }
 
@@ -415,89 +294,48 @@ impl Pool {
     pub(crate) fn leak(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.closed = true;
+        inner.policy.close();
         for slot in inner.slots.drain(..) {
             std::mem::forget(slot);
         }
         inner.lent.clear();
         inner.free = 0;
-        inner.live = 0;
         if let Some(ring) = inner.ring.take() {
             std::mem::forget(ring);
         }
     }
 }
 
-impl Inner {
-    /// Makes buffer `bid` free: publishes it to the kernel ring or the list.
-    fn release(&mut self, bid: u16, mut buf: BytesMut) {
-        let size = self.config.size;
-        if self.closed {
-            // Nothing will receive into it again.
-            return;
-        }
-        if let Some(ring) = self.ring.as_mut() {
-            self.pos_of[usize::from(bid)] = ring.push(bid, &mut buf, size);
-        } else {
-            self.free_list.push(bid);
-        }
-        self.slots[usize::from(bid)] = Slot::Free(buf);
-        self.free += 1;
-    }
-
-    /// Takes the first `len` bytes the kernel wrote into buffer `bid`. With
-    /// `more` the rest stays in the ring for later receives; else the
-    /// buffer is lent until given back.
-    fn take_front(&mut self, bid: u16, len: usize, more: bool) -> BytesMut {
-        let slot = &mut self.slots[usize::from(bid)];
-        let (mut buf, was_free) = match std::mem::replace(slot, Slot::Lent) {
-            Slot::Free(buf) => (buf, true),
-            Slot::Picked(buf) => (buf, false),
-            Slot::Lent | Slot::Retired => {
-                panic!("the kernel reported buffer {bid}, which is not in the pool")
-            }
-        };
-        assert!(
-            len <= buf.capacity(),
-            "the kernel reported more bytes than buffer {bid} holds"
-        );
-        // SAFETY: the kernel (or the epoll receive) initialised the first
-        // `len` bytes of this buffer's free part (within its capacity,
-        // checked above).
-        unsafe { buf.set_len(len) };
-        if more {
-            // The rest is still the kernel's (it continues where it stopped):
-            // split it off, so the reader's piece has no room of its own.
-            let chunk = buf.split_to(len);
-            *slot = Slot::Free(buf);
-            return chunk;
-        }
-        if was_free {
-            self.free -= 1;
-        }
-        self.lent.push(bid);
-        buf
-    }
-
-    /// Wakes readers that waited for a free buffer.
-    fn wake_waiters(&mut self) {
-        for w in self.waiters.drain(..) {
-            w.wake();
-        }
-    }
-}
-
-/// `IORING_CQE_F_BUFFER`: the completion names the buffer it filled.
-const CQE_F_BUFFER: u32 = 1;
-/// `IORING_CQE_BUFFER_SHIFT`: where the buffer id sits in the flags.
-const CQE_BUFFER_SHIFT: u32 = 16;
-
-/// The buffer id a completion carries, if it filled one.
+/// The buffer id a completion carries, if it filled one (io-uring's
+/// reading of `IORING_CQE_F_BUFFER` and the id above it).
 pub(crate) fn completion_buffer(flags: u32) -> Option<u16> {
-    (flags & CQE_F_BUFFER != 0).then_some((flags >> CQE_BUFFER_SHIFT) as u16)
+    io_uring::cqueue::buffer_select(flags)
 }
 
 /// The flags of a completion that filled buffer `bid`, as the kernel posts
-/// them (the epoll backend builds these).
+/// them, for the epoll backend to build: the same layout
+/// `completion_buffer` reads (a test checks the round trip). io-uring
+/// reads this layout but does not export its constants, hence these.
 pub(crate) fn buffer_flags(bid: u16) -> u32 {
+    /// `IORING_CQE_F_BUFFER`: the completion names the buffer it filled.
+    const CQE_F_BUFFER: u32 = 1;
+    /// `IORING_CQE_BUFFER_SHIFT`: where the buffer id sits in the flags.
+    const CQE_BUFFER_SHIFT: u32 = 16;
     CQE_F_BUFFER | (u32::from(bid) << CQE_BUFFER_SHIFT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_flags_round_trip_through_io_uring() {
+        for bid in [0, 1, 7, 0x1234, u16::MAX] {
+            let flags = buffer_flags(bid);
+            assert_eq!(completion_buffer(flags), Some(bid));
+            assert!(!io_uring::cqueue::buffer_more(flags), "{flags:#x}");
+            assert!(!io_uring::cqueue::more(flags), "{flags:#x}");
+        }
+        assert_eq!(completion_buffer(0), None);
+    }
 }
