@@ -96,10 +96,13 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// The pool's counters, copied from the runtime thread every 20 ms.
 static POOL: Mutex<Option<PoolStats>> = Mutex::new(None);
 
+/// Bytes per pool buffer: 16 KiB, like the ordinary reader.
+const POOL_BUFFER_SIZE: usize = 16 * 1024;
+
 /// The pool of the `pool` mode: 16 KiB buffers like the ordinary reader.
 fn pool_config() -> PoolConfig {
     PoolConfig::new()
-        .buffer_size(16 * 1024)
+        .buffer_size(POOL_BUFFER_SIZE)
         .buffers(64)
         .max_buffers(1024)
         .per_reader(4)
@@ -628,7 +631,7 @@ fn median_mbps(o: &Outcome) -> f64 {
 /// or the reader's capacity.
 fn buffer_per_conn(o: &Outcome, conns: usize) -> f64 {
     match o.mode {
-        Mode::Pool => o.idle.num("buffers") * pool_config().get_buffer_size() as f64 / conns as f64,
+        Mode::Pool => o.idle.num("buffers") * POOL_BUFFER_SIZE as f64 / conns as f64,
         Mode::Ordinary => ORDINARY_CAPACITY as f64,
         Mode::Tokio => TOKIO_CAPACITY as f64,
     }

@@ -51,9 +51,13 @@ pub fn assert_mode(rt: &Runtime, pool: &PoolConfig, stats: &PoolStats) {
         uring && probe.multishot_recv,
         "{stats:?}"
     );
-    let inc = stats.kernel_ring && probe.buf_ring_inc && pool.get_incremental();
+    // `PoolConfig` has setters only: a setting is on if setting it on
+    // changes nothing.
+    let wants_inc = *pool == pool.incremental(true);
+    let wants_bundles = *pool == pool.bundles(true);
+    let inc = stats.kernel_ring && probe.buf_ring_inc && wants_inc;
     assert_eq!(stats.incremental, inc, "{stats:?}");
-    let bundles = stats.kernel_ring && !inc && probe.recv_bundle && pool.get_bundles();
+    let bundles = stats.kernel_ring && !inc && probe.recv_bundle && wants_bundles;
     assert_eq!(stats.bundles, bundles, "{stats:?}");
 }
 
