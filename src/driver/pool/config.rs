@@ -13,13 +13,15 @@
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Bytes per buffer.
+    /// Bytes per buffer: `1 <= size <= 1 GiB`.
     pub(super) size: usize,
-    /// Buffers allocated when the pool is first used.
+    /// Buffers allocated when the pool is first used, and the least it
+    /// shrinks to: `1 <= initial <= max`.
     pub(super) initial: usize,
-    /// The pool grows (doubling) up to this many buffers when it runs dry.
+    /// The pool grows (doubling) up to this many buffers when it runs dry:
+    /// `initial <= max <= MAX_BUFFERS`.
     pub(super) max: usize,
-    /// Buffers one reader may hold before its receive is paused.
+    /// Buffers one reader may hold before its receive is paused: `>= 1`.
     pub(super) per_reader: usize,
     /// Use incrementally consumed buffers where the kernel has them.
     pub(super) incremental: bool,

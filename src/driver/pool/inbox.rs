@@ -13,9 +13,10 @@ use super::Pool;
 /// receive; whatever is left when both are gone goes back to the pool.
 #[derive(Debug)]
 pub(crate) struct Inbox {
-    /// Where the buffers go back to.
+    /// Where the buffers go back to: the pool every chunk was taken from.
     pool: Rc<Pool>,
-    /// Buffers received and not yet taken by the reader.
+    /// Buffers received and not yet taken by the reader, oldest first;
+    /// each is counted out of `pool` until given back.
     chunks: RefCell<VecDeque<BytesMut>>,
 }
 

@@ -9,16 +9,18 @@ use io_uring::types::BufRingEntry;
 
 /// The kernel side of a pool: ring memory registered with io_uring.
 pub(super) struct Ring {
-    /// Base of the `entries` ring entries (page-aligned, ours).
+    /// Base of the `entries` ring entries (page-aligned, ours, mapped
+    /// until drop; entry 0 also holds the tail the kernel reads).
     pub(super) base: *mut BufRingEntry,
-    /// Bytes mapped at `base`.
+    /// Bytes mapped at `base`: at least `entries` entries, at least a page.
     mapped: usize,
-    /// Number of entries (a power of two).
+    /// Number of entries: a power of two, so a position masks to an index.
     entries: u16,
-    /// Our copy of the tail: entries published so far.
+    /// Our copy of the tail (entries published so far, wrapping): the last
+    /// value stored to the shared tail.
     tail: u16,
-    /// The buffer id published at each ring position (receive bundles
-    /// take buffers in ring order).
+    /// The buffer id published at each ring index, `order.len() ==
+    /// entries` (receive bundles take buffers in ring order).
     order: Vec<u16>,
 }
 
