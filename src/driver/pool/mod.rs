@@ -325,17 +325,4 @@ pub(crate) fn buffer_flags(bid: u16) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buffer_flags_round_trip_through_io_uring() {
-        for bid in [0, 1, 7, 0x1234, u16::MAX] {
-            let flags = buffer_flags(bid);
-            assert_eq!(completion_buffer(flags), Some(bid));
-            assert!(!io_uring::cqueue::buffer_more(flags), "{flags:#x}");
-            assert!(!io_uring::cqueue::more(flags), "{flags:#x}");
-        }
-        assert_eq!(completion_buffer(0), None);
-    }
-}
+mod tests;
