@@ -37,6 +37,8 @@
 mod caps;
 mod epoll;
 pub(crate) mod eventfd;
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(feature = "fault-injection")]
 pub(crate) mod faults;
 mod fd;
