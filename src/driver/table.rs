@@ -6,13 +6,23 @@
 //!
 //! ```text
 //!   push ──► Waiting ──completion──► Completed ──future collects──► Vacant
-//!               │                                     
-//!         future dropped                              
-//!               ▼                                     
+//!               │                        └──future dropped──► Vacant (discarded)
+//!         future dropped
+//!               ▼
 //!           Abandoned ──completion──► Vacant (data discarded, fds closed)
+//!
+//!   push ──► Multishot ──completion with MORE──► (queued) Multishot
+//!               │       ──last completion──► finished; collected ──► Vacant
+//!         future dropped (queue discarded)
+//!               ▼
+//!           Abandoned ──MORE: discarded──► Abandoned ──last──► Vacant
 //! ```
+//!
+//! Unit tests (`table/tests`) walk every arrow, directly and through a
+//! driver over the fake backend (`driver/fake.rs`).
 
 mod owned;
+mod shutdown;
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
@@ -347,60 +357,6 @@ impl Table {
             | State::Abandoned { data, .. } => Some(&mut **data),
             _ => None,
         }
-    }
-
-    /// Ids of the entries for which `pick` holds.
-    fn ids(&self, pick: impl Fn(&State) -> bool) -> Vec<OpId> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| pick(&s.state))
-            .map(|(i, s)| OpId {
-                index: i as u32,
-                generation: s.generation,
-            })
-            .collect()
-    }
-
-    /// Ids of every entry the kernel may still touch (for shutdown cancels).
-    pub(crate) fn in_flight(&self) -> Vec<OpId> {
-        self.ids(|state| {
-            matches!(
-                state,
-                State::Waiting { .. }
-                    | State::Abandoned { .. }
-                    | State::Multishot {
-                        finished: false,
-                        ..
-                    }
-            )
-        })
-    }
-
-    /// Frees every entry whose completion has arrived but was never collected.
-    pub(crate) fn drop_finished(&mut self) {
-        let done = self.ids(|state| {
-            matches!(
-                state,
-                State::Completed { .. } | State::Multishot { finished: true, .. }
-            )
-        });
-        for id in done {
-            self.release(id);
-        }
-    }
-
-    /// Forgets every remaining entry without freeing its memory: used only
-    /// when the kernel did not finish in time at shutdown, so that memory it
-    /// may still write is never handed back to the allocator.
-    pub(crate) fn leak_remaining(&mut self) -> usize {
-        let n = self.live;
-        for slot in self.slots.drain(..) {
-            std::mem::forget(slot);
-        }
-        self.free.clear();
-        self.live = 0;
-        n
     }
 }
 
