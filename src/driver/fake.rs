@@ -11,10 +11,13 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use super::table::{OpId, Table};
-use super::{Backend, CqeResult, Kind, Probe};
+use super::{Backend, CqeResult, Driver, Kind, PoolConfig, Probe};
 
 /// `IORING_CQE_F_MORE` (include/uapi/linux/io_uring.h): more completions
 /// follow for a multishot entry.
@@ -77,6 +80,37 @@ impl Fake {
         };
         (fake, kernel)
     }
+}
+
+/// A driver over a fake that calls itself `kind` with `probe`, and the
+/// handle through which the test plays the kernel.
+pub(crate) fn driver(kind: Kind, probe: Probe) -> (Driver, Rc<RefCell<Kernel>>) {
+    let (fake, kernel) = Fake::new(kind, probe);
+    let driver = Driver::with_backend(Box::new(fake), PoolConfig::default());
+    (driver, kernel)
+}
+
+/// A waker that counts its wakes (see [`counting`]).
+#[derive(Debug, Default)]
+pub(crate) struct Count(AtomicUsize);
+
+impl Count {
+    /// Wakes so far.
+    pub(crate) fn wakes(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A waker that counts its wakes, and its counter.
+pub(crate) fn counting() -> (Waker, Arc<Count>) {
+    let count = Arc::new(Count::default());
+    (Waker::from(count.clone()), count)
 }
 
 impl Backend for Fake {

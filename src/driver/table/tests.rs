@@ -6,13 +6,11 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::super::fake::{Fake, Kernel, MORE};
-use super::super::{Attempt, CqeResult, Driver, Kind, PoolConfig, Probe};
+use super::super::fake::{self, Kernel, MORE, counting};
+use super::super::{Attempt, CqeResult, Driver, Kind, Probe};
 use super::{OpId, Owned, Released, Table};
 
 /// What happened to a test operation; results as raw `res` (`-errno`).
@@ -111,27 +109,6 @@ fn more(n: i32) -> CqeResult {
     CqeResult::new(n, MORE)
 }
 
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A counting waker and its counter.
-fn counting() -> (Waker, Arc<Count>) {
-    let count = Arc::new(Count::default());
-    (Waker::from(count.clone()), count)
-}
-
-/// Wakes of `count` so far.
-fn wakes(count: &Count) -> usize {
-    count.0.load(Ordering::Relaxed)
-}
-
 /// Polls single-shot entry `id` with a waker nobody watches.
 fn poll(table: &mut Table, id: OpId) -> Poll<(Box<dyn Owned>, CqeResult)> {
     table.poll(id, &mut Context::from_waker(Waker::noop()))
@@ -147,11 +124,7 @@ fn next(table: &mut Table, id: OpId) -> Option<(i32, bool)> {
 
 /// A driver over the fake backend, and the kernel the test plays.
 fn fake_driver() -> (Driver, Rc<RefCell<Kernel>>) {
-    let (fake, kernel) = Fake::new(Kind::IoUring, Probe::default());
-    (
-        Driver::with_backend(Box::new(fake), PoolConfig::default()),
-        kernel,
-    )
+    fake::driver(Kind::IoUring, Probe::default())
 }
 
 /// Entries in the driver's table.

@@ -13,7 +13,7 @@ fn multishot_completions_arrive_in_order_and_the_last_ends_the_entry() {
     let pending = table.poll_multishot(id, &mut Context::from_waker(&waker));
     assert!(pending.is_pending());
     table.complete(id, more(1));
-    assert_eq!(wakes(&count), 1);
+    assert_eq!(count.wakes(), 1);
     table.complete(id, more(2));
     assert_eq!(next(&mut table, id), Some((1, false)));
     assert_eq!(next(&mut table, id), Some((2, false)));

@@ -45,9 +45,9 @@ fn poll_before_completion_registers_the_waker_and_completion_wakes_it() {
             .poll(id, &mut Context::from_waker(&second))
             .is_pending()
     );
-    assert_eq!((wakes(&first_count), wakes(&second_count)), (0, 0));
+    assert_eq!((first_count.wakes(), second_count.wakes()), (0, 0));
     table.complete(id, res(3));
-    assert_eq!((wakes(&first_count), wakes(&second_count)), (0, 1));
+    assert_eq!((first_count.wakes(), second_count.wakes()), (0, 1));
     assert!(poll(&mut table, id).is_ready());
     assert_eq!(table.live(), 0);
 }
