@@ -194,7 +194,10 @@ fn a_dropped_leader_hands_over_to_a_waiter() {
     let b = Pending::start(&h, &accepts);
     drop(b);
     assert_eq!(a.wakes(), 1, "nobody leads after the leader left");
-    assert!(h.kernel.borrow().cancelled.is_empty(), "cancelled while a waits");
+    assert!(
+        h.kernel.borrow().cancelled.is_empty(),
+        "cancelled while a waits"
+    );
     assert!(a.poll().is_none());
     let (fd, _read) = connection();
     h.complete(fd, MORE);
@@ -217,17 +220,26 @@ fn dropping_the_last_waiter_cancels_and_closes_what_nobody_took() {
     h.complete(second, MORE);
     assert_eq!(b.poll().expect("ready").expect("connection"), first);
     close(first);
-    assert!(h.kernel.borrow().cancelled.is_empty(), "cancelled after a return");
+    assert!(
+        h.kernel.borrow().cancelled.is_empty(),
+        "cancelled after a return"
+    );
     assert!(!closed(&r2));
     drop(a);
     let id = h.kernel.borrow().submitted[0];
     assert_eq!(h.kernel.borrow().cancelled, [id]);
     assert!(closed(&r2), "a connection drained for nobody stayed open");
     h.complete(late, MORE);
-    assert!(closed(&r3), "a connection completed after the drop stayed open");
+    assert!(
+        closed(&r3),
+        "a connection completed after the drop stayed open"
+    );
     h.complete(-libc::ECANCELED, 0);
     let driver = format!("{:?}", h.driver);
-    assert!(driver.contains("in_flight: 0"), "still in the table: {driver}");
+    assert!(
+        driver.contains("in_flight: 0"),
+        "still in the table: {driver}"
+    );
 }
 
 /// A retryable end (the cap's cancel) re-arms at the next poll; a fatal
