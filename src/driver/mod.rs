@@ -18,6 +18,8 @@
 //! above this module knows which one runs. A backend (the [`Backend`] trait)
 //! must provide:
 //!
+//! * `adopt` (has a default): take an operation's data as it enters the
+//!   table; only a decorating backend wraps it;
 //! * `reserve`: make sure one more operation can be taken without failing;
 //! * `submit`: hand table entry `id` to the kernel. io_uring queues its
 //!   submission entry ([`Owned::entry`]) for the next turn; epoll performs
@@ -29,6 +31,12 @@
 //!   (wakes on the runtime thread do not touch the eventfd);
 //! * `busy`: whether the kernel still holds anything outside the table;
 //! * `completion_fd`: an fd readable while completions wait.
+//!
+//! Tests add two more implementations: the fault-injection decorator
+//! (`faults.rs`, feature `fault-injection`), which wraps the real backend
+//! when a fault plan is given, and the in-memory fake (`fake.rs`, unit tests
+//! only), with which a test plays the kernel. A decorator must forward every
+//! method, defaults included.
 //!
 //! Both backends complete entries the same way: a raw result (`>= 0` or
 //! `-errno`) turned into a [`CqeResult`] by [`CqeResult::new`], the one place
