@@ -1,23 +1,37 @@
-//! Test-only fault injection and quarantine (feature `fault-injection`).
+//! Test-only fault injection (feature `fault-injection`): [`Faulty`], a
+//! backend that wraps the runtime's real backend.
 //!
-//! Faults are decided in one place, when an operation reaches the driver:
-//! a completion that already carries bytes cannot be shortened without
-//! losing them, so a short transfer is made by asking the kernel for fewer
-//! bytes, and an error is delivered instead of submitting at all. Either way
-//! the result travels the normal completion path ([`CqeResult::new`]).
+//! Faults are decided where operations reach the backend, and the inner
+//! backend never sees what was faulted:
 //!
-//! The quarantine covers what neither AddressSanitizer nor valgrind can see:
-//! the kernel writing into memory we already released. Buffers of abandoned
-//! reads are filled with a pattern when their completion arrives and held
-//! back; they are checked (and only then freed) later. Any changed byte is a
-//! violation.
+//! * refused: `reserve` fails with the errno, as a full or broken queue
+//!   would; the operation never enters the table;
+//! * failed: the entry completes with `-errno` at once, through the normal
+//!   completion path ([`CqeResult::new`]), without reaching the kernel;
+//! * shortened: the operation asks the kernel for fewer bytes
+//!   ([`Owned::limit`]). A completion that already carries bytes cannot be
+//!   shortened without losing them, and a decorator cannot shorten an epoll
+//!   system call, so this one hook stays in the operations.
+//!
+//! Every operation's data is also wrapped as it enters the table (the
+//! [`quarantine`]), to check that no released kernel-facing buffer is written.
 //!
 //! [`CqeResult::new`]: super::CqeResult::new
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod quarantine;
 
-use bytes::BytesMut;
+use std::any::Any;
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::table::{OpId, Owned, Table};
+use super::{Backend, CqeResult, Kind, Probe};
+use quarantine::{Quarantine, Quarantined};
+
+pub use quarantine::quarantine_report;
 
 /// What to inject; build with the methods, pass to
 /// [`Builder::faults`](crate::Builder::faults).
@@ -83,32 +97,30 @@ pub struct FaultStats {
     pub submit_errors: u64,
 }
 
-/// What the driver does with one operation.
-pub(crate) enum Decision {
+/// What the decorator does with one operation that reached `submit`.
+enum Decision {
     /// Run it as it is.
     Pass,
     /// Run it asking for at most this many bytes.
     Shorten(usize),
     /// Complete it with `-errno` without running it.
     Fail(i32),
-    /// Refuse it with this errno.
-    Refuse(i32),
 }
 
-/// A plan being applied.
+/// A plan being applied: the random draws and what they injected.
 #[derive(Debug)]
-pub(crate) struct Faults {
+struct Faults {
     /// What to inject.
     plan: FaultPlan,
-    /// xorshift state.
+    /// xorshift state; never 0.
     rng: u64,
     /// What was injected.
-    pub(crate) stats: FaultStats,
+    stats: FaultStats,
 }
 
 impl Faults {
     /// Starts applying `plan`.
-    pub(crate) fn new(plan: FaultPlan) -> Faults {
+    fn new(plan: FaultPlan) -> Faults {
         Faults {
             rng: plan.seed | 1,
             plan,
@@ -124,15 +136,18 @@ impl Faults {
         (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Decides for one operation; `transfer` is its length if it moves
-    /// bytes (only those get errors, and short transfers if `shortens`).
-    pub(crate) fn decide(&mut self, transfer: Option<usize>, shortens: bool) -> Decision {
-        if let Some((errno, p)) = self.plan.submit_error
-            && self.unit() < p
-        {
+    /// The errno to refuse the next operation with, if any.
+    fn refuse(&mut self) -> Option<i32> {
+        let (errno, p) = self.plan.submit_error?;
+        (self.unit() < p).then(|| {
             self.stats.submit_errors += 1;
-            return Decision::Refuse(errno);
-        }
+            errno
+        })
+    }
+
+    /// Decides for one operation; `transfer` is its length if it moves
+    /// bytes (only those get errors and short transfers).
+    fn decide(&mut self, transfer: Option<usize>) -> Decision {
         let Some(len) = transfer else {
             return Decision::Pass;
         };
@@ -144,11 +159,10 @@ impl Faults {
             }
         }
         let mut max = self.plan.max_io.unwrap_or(usize::MAX);
-        if shortens && len > 1 && self.plan.short > 0.0 && self.unit() < self.plan.short {
+        if len > 1 && self.plan.short > 0.0 && self.unit() < self.plan.short {
             max = max.min(1 + (self.unit() * (len - 1) as f64) as usize);
         }
         if max < len {
-            self.stats.short += 1;
             Decision::Shorten(max)
         } else {
             Decision::Pass
@@ -156,67 +170,98 @@ impl Faults {
     }
 }
 
-/// Byte the quarantine fills released buffers with.
-const PATTERN: u8 = 0xA5;
-/// Buffers held back before the oldest is checked and freed.
-const HOLD: usize = 256;
-
-/// Violations found by every quarantine in this process.
-static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
-/// Buffers checked by every quarantine in this process.
-static CHECKED: AtomicU64 = AtomicU64::new(0);
-
-/// Bytes of released kernel-facing buffers found changed so far, and how
-/// many buffers were checked, in this process.
-pub fn quarantine_report() -> (u64, u64) {
-    (
-        VIOLATIONS.load(Ordering::Relaxed),
-        CHECKED.load(Ordering::Relaxed),
-    )
+/// The decorator: faults the operations that reach it, hands the rest to
+/// `inner` unchanged.
+pub(crate) struct Faulty {
+    /// The real backend.
+    inner: Box<dyn Backend>,
+    /// The plan and its draws.
+    faults: Faults,
+    /// Buffers of released reads, held back and checked; shared with every
+    /// entry's [`Quarantined`] wrapper (the last holder checks them all).
+    quarantine: Rc<RefCell<Quarantine>>,
 }
 
-/// Released buffers held back, pattern-filled.
-#[derive(Debug, Default)]
-pub(crate) struct Quarantine {
-    /// Oldest first.
-    held: VecDeque<BytesMut>,
+/// `backend`, decorated with `plan` if there is one.
+pub(crate) fn wrap(backend: Box<dyn Backend>, plan: Option<FaultPlan>) -> Box<dyn Backend> {
+    match plan {
+        Some(plan) => Box::new(Faulty {
+            inner: backend,
+            faults: Faults::new(plan),
+            quarantine: Rc::default(),
+        }),
+        None => backend,
+    }
 }
 
-impl Quarantine {
-    /// Fills `buf` (all of its capacity) with the pattern and holds it.
-    pub(crate) fn hold(&mut self, mut buf: BytesMut) {
-        buf.clear();
-        buf.resize(buf.capacity(), PATTERN);
-        self.held.push_back(buf);
-        if self.held.len() > HOLD {
-            self.check_oldest();
+/// Faults `backend` injected so far (none if it is not decorated).
+pub(crate) fn stats(backend: &dyn Backend) -> FaultStats {
+    let any: &dyn Any = backend;
+    any.downcast_ref::<Faulty>()
+        .map(|f| f.faults.stats)
+        .unwrap_or_default()
+}
+
+impl Backend for Faulty {
+    fn kind(&self) -> Kind {
+        self.inner.kind()
+    }
+    fn probe(&self) -> &Probe {
+        self.inner.probe()
+    }
+    fn adopt(&mut self, data: Box<dyn Owned>) -> Box<dyn Owned> {
+        let data = self.inner.adopt(data);
+        Box::new(Quarantined::new(data, self.quarantine.clone()))
+    }
+    fn reserve(&mut self, table: &mut Table) -> io::Result<()> {
+        match self.faults.refuse() {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => self.inner.reserve(table),
         }
     }
-
-    /// Checks and frees the oldest buffer.
-    fn check_oldest(&mut self) {
-        if let Some(buf) = self.held.pop_front() {
-            let bad = buf.iter().filter(|&&b| b != PATTERN).count() as u64;
-            if bad > 0 {
-                eprintln!(
-                    "uring-bufio quarantine: {bad} bytes of a released buffer were written after release"
-                );
+    fn submit(&mut self, table: &mut Table, id: OpId) {
+        let data = table
+            .data_mut(id)
+            .expect("submit of an entry that is not in the table");
+        match self.faults.decide(data.transfer_len()) {
+            Decision::Pass => {}
+            Decision::Shorten(max) => {
+                if data.limit(max) {
+                    self.faults.stats.short += 1;
+                }
             }
-            VIOLATIONS.fetch_add(bad, Ordering::Relaxed);
-            CHECKED.fetch_add(1, Ordering::Relaxed);
+            Decision::Fail(errno) => {
+                table.complete(id, CqeResult::new(-errno, 0));
+                return;
+            }
         }
+        self.inner.submit(table, id);
     }
-
-    /// Checks and frees everything held.
-    pub(crate) fn drain(&mut self) {
-        while !self.held.is_empty() {
-            self.check_oldest();
-        }
+    fn cancel(&mut self, table: &mut Table, id: OpId) {
+        self.inner.cancel(table, id);
     }
-}
-
-impl Drop for Quarantine {
-    fn drop(&mut self) {
-        self.drain();
+    fn turn(&mut self, table: &mut Table, wait: bool, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.turn(table, wait, timeout)
+    }
+    fn busy(&self) -> bool {
+        self.inner.busy()
+    }
+    fn stop_wake(&mut self) {
+        self.inner.stop_wake();
+    }
+    fn completion_fd(&mut self) -> io::Result<RawFd> {
+        self.inner.completion_fd()
+    }
+    fn register_buf_ring(
+        &mut self,
+        addr: u64,
+        entries: u16,
+        bgid: u16,
+        flags: u16,
+    ) -> io::Result<()> {
+        self.inner.register_buf_ring(addr, entries, bgid, flags)
+    }
+    fn unregister_buf_ring(&mut self, bgid: u16) {
+        self.inner.unregister_buf_ring(bgid);
     }
 }

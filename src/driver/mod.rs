@@ -18,6 +18,8 @@
 //! above this module knows which one runs. A backend (the [`Backend`] trait)
 //! must provide:
 //!
+//! * `adopt` (has a default): take an operation's data as it enters the
+//!   table; only a decorating backend wraps it;
 //! * `reserve`: make sure one more operation can be taken without failing;
 //! * `submit`: hand table entry `id` to the kernel. io_uring queues its
 //!   submission entry ([`Owned::entry`]) for the next turn; epoll performs
@@ -30,6 +32,12 @@
 //! * `busy`: whether the kernel still holds anything outside the table;
 //! * `completion_fd`: an fd readable while completions wait.
 //!
+//! Tests add two more implementations: the fault-injection decorator
+//! (`faults.rs`, feature `fault-injection`), which wraps the real backend
+//! when a fault plan is given, and the in-memory fake (`fake.rs`, unit tests
+//! only), with which a test plays the kernel. A decorator must forward every
+//! method, defaults included.
+//!
 //! Both backends complete entries the same way: a raw result (`>= 0` or
 //! `-errno`) turned into a [`CqeResult`] by [`CqeResult::new`], the one place
 //! a negative result becomes an `io::Error`.
@@ -37,6 +45,8 @@
 mod caps;
 mod epoll;
 pub(crate) mod eventfd;
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(feature = "fault-injection")]
 pub(crate) mod faults;
 mod fd;
@@ -136,12 +146,19 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// The interface each backend implements; see the module docs.
-pub(crate) trait Backend {
+/// The interface each backend implements; see the module docs. (`Any`, so
+/// that a test can find its decorator or fake behind the `dyn`.)
+pub(crate) trait Backend: std::any::Any {
     /// Which backend this is.
     fn kind(&self) -> Kind;
     /// What the kernel supports.
     fn probe(&self) -> &Probe;
+    /// Takes an operation's data as it enters the table; a decorating
+    /// backend may wrap it (the fault injection's quarantine does). Real
+    /// backends hand it back.
+    fn adopt(&mut self, data: Box<dyn Owned>) -> Box<dyn Owned> {
+        data
+    }
     /// Makes sure `submit` can take one more operation.
     fn reserve(&mut self, table: &mut Table) -> io::Result<()>;
     /// Hands entry `id` to the kernel.
@@ -208,9 +225,6 @@ struct Inner {
     /// The receive buffer pool, once a pooled reader asked for it; `None`
     /// inside also when the kernel cannot pick buffers (ordinary reads).
     pool: Option<Option<Rc<Pool>>>,
-    /// Faults being injected (tests only).
-    #[cfg(feature = "fault-injection")]
-    faults: Option<faults::Faults>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -238,16 +252,21 @@ impl Driver {
                 Err(_) => Box::new(epoll::Epoll::new(wake_fd)?),
             },
         };
-        Ok(Driver {
+        #[cfg(feature = "fault-injection")]
+        let backend = faults::wrap(backend, config.faults.clone());
+        Ok(Driver::with_backend(backend, config.pool))
+    }
+
+    /// A driver over `backend` (the runtime's, or a fake in unit tests).
+    pub(crate) fn with_backend(backend: Box<dyn Backend>, pool_config: PoolConfig) -> Driver {
+        Driver {
             inner: RefCell::new(Inner {
                 backend,
                 table: Table::default(),
-                pool_config: config.pool,
+                pool_config,
                 pool: None,
-                #[cfg(feature = "fault-injection")]
-                faults: config.faults.clone().map(faults::Faults::new),
             }),
-        })
+        }
     }
 
     /// Which backend runs.
@@ -339,29 +358,12 @@ impl Driver {
         multishot: bool,
     ) -> Result<OpId, (Box<T>, io::Error)> {
         let mut inner = self.inner.borrow_mut();
-        #[cfg(feature = "fault-injection")]
-        let mut data = data;
-        #[cfg(feature = "fault-injection")]
-        if let Some(faults) = inner.faults.as_mut() {
-            match faults.decide(data.transfer_len(), data.shortens()) {
-                faults::Decision::Pass => {}
-                faults::Decision::Shorten(max) => data.limit(max),
-                faults::Decision::Refuse(errno) => {
-                    return Err((data, io::Error::from_raw_os_error(errno)));
-                }
-                faults::Decision::Fail(errno) => {
-                    let id = inner.table.insert(data, multishot);
-                    inner.table.complete(id, CqeResult::new(-errno, 0));
-                    return Ok(id);
-                }
-            }
-        }
         let Inner { backend, table, .. } = &mut *inner;
         // Make room first so that a failure leaves nothing behind.
         if let Err(e) = backend.reserve(table) {
             return Err((data, e));
         }
-        let id = table.insert(data, multishot);
+        let id = table.insert(backend.adopt(data), multishot);
         backend.submit(table, id);
         Ok(id)
     }
@@ -369,12 +371,7 @@ impl Driver {
     /// Faults injected so far (tests only).
     #[cfg(feature = "fault-injection")]
     pub(crate) fn fault_stats(&self) -> faults::FaultStats {
-        self.inner
-            .borrow()
-            .faults
-            .as_ref()
-            .map(|f| f.stats)
-            .unwrap_or_default()
+        faults::stats(&*self.inner.borrow().backend)
     }
 
     /// Polls a single-shot entry.

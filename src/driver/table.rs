@@ -6,81 +6,30 @@
 //!
 //! ```text
 //!   push ──► Waiting ──completion──► Completed ──future collects──► Vacant
-//!               │                                     
-//!         future dropped                              
-//!               ▼                                     
+//!               │                        └──future dropped──► Vacant (discarded)
+//!         future dropped
+//!               ▼
 //!           Abandoned ──completion──► Vacant (data discarded, fds closed)
+//!
+//!   push ──► Multishot ──completion with MORE──► (queued) Multishot
+//!               │       ──last completion──► finished; collected ──► Vacant
+//!         future dropped (queue discarded)
+//!               ▼
+//!           Abandoned ──MORE: discarded──► Abandoned ──last──► Vacant
 //! ```
+//!
+//! Unit tests (`table/tests`) walk every arrow, directly and through a
+//! driver over the fake backend (`driver/fake.rs`).
 
-use std::any::Any;
+mod owned;
+mod shutdown;
+
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
 use super::CqeResult;
 
-/// Identifies one table entry: slot index and the slot's generation, so a stale
-/// id (or a cancel aimed at a finished operation) never touches a reused slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct OpId {
-    /// Index into `Table::slots`.
-    pub(crate) index: u32,
-    /// Generation of the slot when the entry was inserted.
-    pub(crate) generation: u32,
-}
-
-impl OpId {
-    /// The `user_data` the submission entry carries.
-    pub(crate) fn user_data(self) -> u64 {
-        (u64::from(self.generation) << 32) | u64::from(self.index)
-    }
-
-    /// Inverse of [`OpId::user_data`].
-    pub(crate) fn from_user_data(data: u64) -> OpId {
-        OpId {
-            index: data as u32,
-            generation: (data >> 32) as u32,
-        }
-    }
-}
-
-/// Kernel-facing data of one operation, type-erased so the table can hold any.
-pub trait Owned: 'static {
-    /// io_uring: the submission entry; may point into `self`, which sits at
-    /// its final heap address.
-    fn entry(&mut self) -> io_uring::squeue::Entry;
-    /// epoll: performs the operation now without blocking.
-    fn attempt(&mut self) -> super::Attempt;
-    /// Bytes the operation moves, if it is a read or a write (for fault
-    /// injection).
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
-    fn transfer_len(&self) -> Option<usize>;
-    /// Whether [`Owned::limit`] can shorten the transfer (a multishot
-    /// receive has no length to shorten).
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
-    fn shortens(&self) -> bool;
-    /// Asks the kernel for at most `max` bytes (a short transfer on purpose).
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
-    fn limit(&mut self, max: usize);
-    /// The buffer the kernel writes into, taken out when the operation is
-    /// released (for the quarantine).
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
-    fn take_kernel_buffer(&mut self) -> Option<bytes::BytesMut>;
-    /// Hands the data back to the typed future that collects it.
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
-    /// The completion arrived but nobody will collect it: release what it
-    /// produced (an accepted or opened fd is closed here).
-    fn discard(self: Box<Self>, res: CqeResult);
-    /// A multishot completion (more to come) arrived for an abandoned entry, or
-    /// was still queued when its future let go: release what it produced.
-    fn discard_one(&mut self, res: CqeResult);
-    /// Multishot: completions that may queue up uncollected before the
-    /// driver cancels the operation (its future starts it again when it
-    /// wants more).
-    fn queue_cap(&self) -> usize;
-    /// Sees every completion as it is reaped, before anyone collects it
-    /// (a pooled receive books the buffer the kernel picked).
-    fn observe(&mut self, res: &CqeResult);
-}
+pub(crate) use owned::{OpId, Owned};
 
 /// Lifecycle of one entry.
 enum State {
@@ -144,9 +93,6 @@ pub(crate) struct Table {
     /// Completions recorded so far: a backend that completed something
     /// before its wait must not block (the wakes it caused stay local).
     completions: u64,
-    /// Released kernel-facing buffers held back for checking.
-    #[cfg(feature = "fault-injection")]
-    quarantine: super::faults::Quarantine,
 }
 
 /// What happened when a future let go of its entry.
@@ -222,19 +168,13 @@ impl Table {
     /// uncollected completions reached its cap: the backend should cancel it.
     pub(crate) fn complete(&mut self, id: OpId, res: CqeResult) -> bool {
         self.completions += 1;
-        let more = res.more();
         let Some(slot) = self.slot(id) else {
             // Not ours (a stale id would be a driver bug; ignore rather than corrupt).
             return false;
         };
         match &mut slot.state {
-            State::Waiting { data, .. }
-            | State::Multishot { data, .. }
-            | State::Abandoned { data, .. } => data.observe(&res),
-            State::Completed { .. } | State::Vacant => {}
-        }
-        match &mut slot.state {
-            State::Waiting { .. } => {
+            State::Waiting { data, .. } => {
+                data.observe(&res);
                 let State::Waiting { data, waker } =
                     std::mem::replace(&mut slot.state, State::Vacant)
                 else {
@@ -244,43 +184,48 @@ impl Table {
                 if let Some(w) = waker {
                     w.wake();
                 }
+                false
             }
-            State::Multishot {
-                data,
-                waker,
-                results,
-                finished,
-                capped,
-            } => {
-                results.push_back(res);
-                *finished = !more;
-                if let Some(w) = waker.take() {
-                    w.wake();
-                }
-                if more && !*capped && results.len() >= data.queue_cap() {
-                    *capped = true;
-                    return true;
-                }
-            }
-            State::Abandoned { multishot, .. } => {
-                if *multishot && more {
+            State::Multishot { .. } => Self::queue(&mut slot.state, res),
+            State::Abandoned { data, multishot } => {
+                data.observe(&res);
+                if *multishot && res.more() {
                     // Still owned by the kernel: a later completion ends it.
-                    if let State::Abandoned { data, .. } = &mut slot.state {
-                        data.discard_one(res);
-                    }
-                    return false;
+                    data.discard_one(res);
+                } else if let State::Abandoned { data, .. } = self.vacate(id) {
+                    data.discard(res);
                 }
-                if let State::Abandoned { data, .. } = self.vacate(id) {
-                    self.retire(data, res);
-                }
+                false
             }
-            State::Completed { .. } => {
-                // A second completion for a single-shot entry cannot happen.
-                unreachable!("single-shot operation completed twice")
-            }
+            // A second completion for a single-shot entry cannot happen.
+            State::Completed { .. } => unreachable!("single-shot operation completed twice"),
             State::Vacant => unreachable!("slot() filters vacant slots"),
         }
-        false
+    }
+
+    /// Queues a completion of a live multishot entry and wakes its future;
+    /// `true` when the queue just reached its cap (cancel the operation).
+    fn queue(state: &mut State, res: CqeResult) -> bool {
+        let State::Multishot {
+            data,
+            waker,
+            results,
+            finished,
+            capped,
+        } = state
+        else {
+            unreachable!("queue() is called for multishot entries")
+        };
+        data.observe(&res);
+        let more = res.more();
+        results.push_back(res);
+        *finished = !more;
+        if let Some(w) = waker.take() {
+            w.wake();
+        }
+        let reached = more && !*capped && results.len() >= data.queue_cap();
+        *capped |= reached;
+        reached
     }
 
     /// Polls a single-shot entry: on completion the entry is freed and its data
@@ -349,48 +294,58 @@ impl Table {
         let Some(slot) = self.slot(id) else {
             return Released::Freed;
         };
-        match &slot.state {
-            State::Completed { .. } => {
-                if let State::Completed { data, res } = self.vacate(id) {
-                    self.retire(data, res);
+        let finished = matches!(
+            slot.state,
+            State::Completed { .. } | State::Multishot { finished: true, .. }
+        );
+        if finished {
+            Self::discard_finished(self.vacate(id));
+            return Released::Freed;
+        }
+        let state = std::mem::replace(&mut slot.state, State::Vacant);
+        slot.state = match state {
+            State::Waiting { data, .. } => State::Abandoned {
+                data,
+                multishot: false,
+            },
+            State::Multishot {
+                mut data, results, ..
+            } => {
+                // The queued completions will never be collected.
+                for res in results {
+                    data.discard_one(res);
                 }
-                Released::Freed
-            }
-            State::Multishot { finished: true, .. } => {
-                if let State::Multishot {
-                    mut data,
-                    mut results,
-                    ..
-                } = self.vacate(id)
-                {
-                    let last = results.pop_back();
-                    for res in results {
-                        data.discard_one(res);
-                    }
-                    if let Some(res) = last {
-                        self.retire(data, res);
-                    }
+                State::Abandoned {
+                    data,
+                    multishot: true,
                 }
-                Released::Freed
             }
-            State::Waiting { .. } | State::Multishot { .. } => {
-                let multishot = matches!(slot.state, State::Multishot { .. });
-                let data = match std::mem::replace(&mut slot.state, State::Vacant) {
-                    State::Waiting { data, .. } => data,
-                    State::Multishot {
-                        mut data, results, ..
-                    } => {
-                        for res in results {
-                            data.discard_one(res);
-                        }
-                        data
-                    }
-                    _ => unreachable!("matched Waiting or Multishot above"),
-                };
-                slot.state = State::Abandoned { data, multishot };
-                Released::StillInFlight
+            abandoned @ State::Abandoned { .. } => abandoned,
+            _ => unreachable!("finished and vacant slots are handled above"),
+        };
+        Released::StillInFlight
+    }
+
+    /// Releases what a finished, uncollected entry produced: a single-shot
+    /// result, or a multishot entry's queued completions (the last one, which
+    /// has no more to come, is its final discard).
+    fn discard_finished(state: State) {
+        match state {
+            State::Completed { data, res } => data.discard(res),
+            State::Multishot {
+                mut data,
+                mut results,
+                ..
+            } => {
+                let last = results.pop_back();
+                for res in results {
+                    data.discard_one(res);
+                }
+                if let Some(last) = last {
+                    data.discard(last);
+                }
             }
-            State::Abandoned { .. } | State::Vacant => Released::StillInFlight,
+            _ => unreachable!("discard_finished of an entry still in flight"),
         }
     }
 
@@ -403,70 +358,7 @@ impl Table {
             _ => None,
         }
     }
-
-    /// Frees the data of an entry nobody collects; with the quarantine on,
-    /// the buffer the kernel wrote into is held back and checked later.
-    fn retire(&mut self, mut data: Box<dyn Owned>, res: CqeResult) {
-        #[cfg(feature = "fault-injection")]
-        if let Some(buf) = data.take_kernel_buffer() {
-            self.quarantine.hold(buf);
-        }
-        #[cfg(not(feature = "fault-injection"))]
-        let _ = &mut data;
-        data.discard(res);
-    }
-
-    /// Ids of every entry the kernel may still touch (for shutdown cancels).
-    pub(crate) fn in_flight(&self) -> Vec<OpId> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                matches!(
-                    s.state,
-                    State::Waiting { .. }
-                        | State::Abandoned { .. }
-                        | State::Multishot {
-                            finished: false,
-                            ..
-                        }
-                )
-            })
-            .map(|(i, s)| OpId {
-                index: i as u32,
-                generation: s.generation,
-            })
-            .collect()
-    }
-
-    /// Frees every entry whose completion has arrived but was never collected.
-    pub(crate) fn drop_finished(&mut self) {
-        for i in 0..self.slots.len() {
-            let s = &self.slots[i];
-            let done = matches!(
-                s.state,
-                State::Completed { .. } | State::Multishot { finished: true, .. }
-            );
-            if done {
-                let id = OpId {
-                    index: i as u32,
-                    generation: s.generation,
-                };
-                self.release(id);
-            }
-        }
-    }
-
-    /// Forgets every remaining entry without freeing its memory: used only
-    /// when the kernel did not finish in time at shutdown, so that memory it
-    /// may still write is never handed back to the allocator.
-    pub(crate) fn leak_remaining(&mut self) -> usize {
-        let n = self.live;
-        for slot in self.slots.drain(..) {
-            std::mem::forget(slot);
-        }
-        self.free.clear();
-        self.live = 0;
-        n
-    }
 }
+
+#[cfg(test)]
+mod tests;

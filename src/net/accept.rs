@@ -299,3 +299,7 @@ impl Drop for MultiAccept<'_> {
         wake.into_iter().for_each(Waker::wake);
     }
 }
+
+#[cfg(test)]
+#[path = "accept_tests.rs"]
+mod tests;

@@ -72,26 +72,23 @@ pub trait Operation: Sized + 'static {
     /// system call, or says what to wait for.
     fn attempt(&mut self) -> Attempt;
 
-    /// Bytes a read or write moves (`None` for other operations).
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
+    /// Bytes a read or write asks for (`None` for other operations).
+    ///
+    /// This and the next two methods are the hooks of the test-only fault
+    /// injection (`driver/faults.rs`), unused in a normal build; see
+    /// [`Owned`] for why each is needed.
     fn transfer_len(&self) -> Option<usize> {
         None
     }
 
-    /// Whether [`Operation::limit`] can shorten the transfer.
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
-    fn shortens(&self) -> bool {
-        true
-    }
-
-    /// Asks for at most `max` bytes (reads and writes; a test fault).
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
-    fn limit(&mut self, max: usize) {
+    /// Asks the kernel for at most `max` bytes from now on (a short
+    /// transfer on purpose); `false` where that is impossible (the default).
+    fn limit(&mut self, max: usize) -> bool {
         let _ = max;
+        false
     }
 
     /// The buffer the kernel writes into, for the quarantine (reads).
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
     fn take_kernel_buffer(&mut self) -> Option<bytes::BytesMut> {
         None
     }
@@ -134,11 +131,8 @@ impl<T: Operation> Owned for T {
     fn transfer_len(&self) -> Option<usize> {
         Operation::transfer_len(self)
     }
-    fn shortens(&self) -> bool {
-        Operation::shortens(self)
-    }
-    fn limit(&mut self, max: usize) {
-        Operation::limit(self, max);
+    fn limit(&mut self, max: usize) -> bool {
+        Operation::limit(self, max)
     }
     fn take_kernel_buffer(&mut self) -> Option<bytes::BytesMut> {
         Operation::take_kernel_buffer(self)

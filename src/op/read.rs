@@ -16,7 +16,8 @@ pub(crate) struct Read {
     fd: SharedFd,
     /// The kernel writes into its spare capacity; `len` grows by the result.
     buf: BytesMut,
-    /// Most bytes asked for (a test fault may lower it).
+    /// Most bytes asked for (`usize::MAX`, unless a test fault
+    /// shortens the transfer through `Operation::limit`).
     max: usize,
     /// File offset, or `CURRENT_POS`.
     offset: u64,
@@ -67,8 +68,9 @@ impl Operation for Read {
         Some(self.buf.capacity() - self.buf.len())
     }
 
-    fn limit(&mut self, max: usize) {
+    fn limit(&mut self, max: usize) -> bool {
         self.max = max;
+        true
     }
 
     fn take_kernel_buffer(&mut self) -> Option<BytesMut> {

@@ -19,7 +19,8 @@ pub(crate) struct Recv {
     fd: SharedFd,
     /// The kernel writes into its spare capacity.
     buf: BytesMut,
-    /// Most bytes asked for (a test fault may lower it).
+    /// Most bytes asked for (`usize::MAX`, unless a test fault
+    /// shortens the transfer through `Operation::limit`).
     max: usize,
     /// Arm the readiness poll before trying (`IORING_RECVSEND_POLL_FIRST`):
     /// for a socket just drained, a first try would only fail.
@@ -88,8 +89,9 @@ impl Operation for Recv {
         Some(self.buf.capacity() - self.buf.len())
     }
 
-    fn limit(&mut self, max: usize) {
+    fn limit(&mut self, max: usize) -> bool {
         self.max = max;
+        true
     }
 
     fn take_kernel_buffer(&mut self) -> Option<BytesMut> {

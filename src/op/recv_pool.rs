@@ -92,10 +92,6 @@ impl Operation for RecvPool {
         Some(self.inbox.pool().config().get_buffer_size())
     }
 
-    fn shortens(&self) -> bool {
-        false // a multishot receive has no length to shorten
-    }
-
     fn complete(self, res: CqeResult) -> CqeResult {
         res
     }

@@ -70,8 +70,9 @@ impl Operation for SendMsg {
         Some(self.bufs.iter().map(|b| b.len()).sum())
     }
 
-    fn limit(&mut self, max: usize) {
+    fn limit(&mut self, max: usize) -> bool {
         self.iovecs = limited_iovecs(&self.bufs, max);
+        true
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

@@ -15,7 +15,8 @@ pub(crate) struct Write {
     fd: SharedFd,
     /// The bytes the kernel reads.
     buf: Bytes,
-    /// Most bytes handed over (a test fault may lower it).
+    /// Most bytes handed over (`usize::MAX`, unless a test fault
+    /// shortens the transfer through `Operation::limit`).
     max: usize,
     /// File offset, or `CURRENT_POS`.
     offset: u64,
@@ -69,8 +70,9 @@ impl Operation for Write {
         Some(self.buf.len())
     }
 
-    fn limit(&mut self, max: usize) {
+    fn limit(&mut self, max: usize) -> bool {
         self.max = max;
+        true
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {

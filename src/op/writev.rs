@@ -49,7 +49,6 @@ pub(super) fn iovecs(bufs: &[Bytes]) -> Vec<libc::iovec> {
 }
 
 /// iovecs describing at most `max` bytes of `bufs`.
-#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))] // test hooks
 pub(super) fn limited_iovecs(bufs: &[Bytes], max: usize) -> Vec<libc::iovec> {
     let mut left = max;
     let mut out = iovecs(bufs);
@@ -114,8 +113,9 @@ impl Operation for Writev {
         Some(self.bufs.iter().map(|b| b.len()).sum())
     }
 
-    fn limit(&mut self, max: usize) {
+    fn limit(&mut self, max: usize) -> bool {
         self.iovecs = limited_iovecs(&self.bufs, max);
+        true
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {
