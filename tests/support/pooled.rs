@@ -10,7 +10,7 @@ use super::{Rng, bounded, within};
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::{TcpStream, UnixStream};
 use uring_bufio::time::{sleep, timeout};
-use uring_bufio::{JoinHandle, PoolConfig, PoolStats, Runtime, spawn};
+use uring_bufio::{Capability, JoinHandle, PoolConfig, PoolStats, Runtime, spawn};
 
 /// Upper bound for one test.
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -41,19 +41,16 @@ pub const MODES: [(&str, ModeFn); 3] = [
     ("plain", |c| c.incremental(false).bundles(false)),
 ];
 
-/// The pool uses the kernel features asked for wherever the kernel has
-/// them: on this project's kernel (6.18) every mode really runs.
+/// The pool uses the kernel features asked for wherever the runtime has
+/// them: on this project's kernel (6.18) every mode really runs, unless
+/// `URING_BUFIO_CAPS_OFF` switched one off.
 pub fn assert_mode(rt: &Runtime, pool: &PoolConfig, stats: &PoolStats) {
-    let probe = rt.probe();
     let uring = rt.driver() == uring_bufio::DriverKind::IoUring;
-    assert_eq!(
-        stats.kernel_ring,
-        uring && probe.multishot_recv,
-        "{stats:?}"
-    );
-    let inc = stats.kernel_ring && probe.buf_ring_inc && pool.get_incremental();
+    let ring = rt.has(Capability::BufRing) && rt.has(Capability::MultishotRecv);
+    assert_eq!(stats.kernel_ring, uring && ring, "{stats:?}");
+    let inc = stats.kernel_ring && rt.has(Capability::BufRingInc) && pool.get_incremental();
     assert_eq!(stats.incremental, inc, "{stats:?}");
-    let bundles = stats.kernel_ring && !inc && probe.recv_bundle && pool.get_bundles();
+    let bundles = stats.kernel_ring && !inc && rt.has(Capability::RecvBundle) && pool.get_bundles();
     assert_eq!(stats.bundles, bundles, "{stats:?}");
 }
 
