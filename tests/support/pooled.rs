@@ -6,6 +6,7 @@
 use std::io;
 use std::time::Duration;
 
+use super::pool::pool_supported;
 use super::{Rng, bounded, within};
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::{TcpStream, UnixStream};
@@ -16,7 +17,10 @@ use uring_bufio::{Capability, JoinHandle, PoolConfig, PoolStats, Runtime, spawn}
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `f` (given the runtime, for its counters) on a runtime with `pool`
-/// within [`LIMIT`], then returns the pool's counters.
+/// within [`LIMIT`], then returns the pool's counters: all zero where the
+/// runtime cannot build a pool (io_uring without provided buffer rings or
+/// multishot receive, as `URING_BUFIO_CAPS_OFF` can make it), so pooled
+/// readers read the ordinary way and nothing was lent.
 pub fn run_pooled<F>(pool: PoolConfig, f: F) -> PoolStats
 where
     F: AsyncFnOnce(&Runtime) -> io::Result<()> + Send + 'static,
@@ -24,10 +28,34 @@ where
     within(LIMIT, move || {
         let rt = Runtime::builder().pool(pool).build().expect("runtime");
         rt.block_on(f(&rt)).expect("test failed");
+        if !pool_supported(&rt) {
+            assert!(rt.pool_stats().is_none(), "a pool where none is supported");
+            return PoolStats::default();
+        }
         let stats = rt.pool_stats().expect("the pool was built");
         assert_mode(&rt, &pool, &stats);
         stats
     })
+}
+
+/// Every pool buffer is back, or `rt` has no pool because it cannot
+/// build one.
+pub fn assert_all_back_in(rt: &Runtime) {
+    match rt.pool_stats() {
+        Some(stats) => assert_all_back(&stats),
+        None => assert!(!pool_supported(rt), "no pool where one is supported"),
+    }
+}
+
+/// Whether runtimes in this process build a pool; if not, says that `test`
+/// is skipped (it is about pool buffers, which a reader without a pool
+/// never holds).
+pub fn pools_or_skip(test: &str) -> bool {
+    let pools = pool_supported(&Runtime::new().expect("runtime"));
+    if !pools {
+        eprintln!("skipped {test}: no pool here (io_uring without buffer rings)");
+    }
+    pools
 }
 
 /// Adjusts a pool config to one mode.
