@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::pool::pool_supported;
-use support::pooled::{
-    MODES, assert_all_back, assert_all_back_in, pools_or_skip, run_pooled, unix_sending,
-};
+use support::pooled::{MODES, assert_all_back, pools_or_skip, run_pooled, unix_sending};
 use support::{Rng, bounded};
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
@@ -291,7 +289,7 @@ fn bundles_fill_several_buffers_per_completion() {
 #[cfg(feature = "fault-injection")]
 mod refused {
     use super::*;
-    use support::pooled::LIMIT;
+    use support::pooled::{LIMIT, assert_all_back_in};
     use support::within;
     use uring_bufio::Runtime;
 
