@@ -16,7 +16,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LinesCodec};
 use uring_bufio::fs::File;
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream};
-use uring_bufio::{DriverKind, PoolConfig, Runtime};
+use uring_bufio::{Capability, DriverKind, PoolConfig, Runtime};
 
 /// Lines in the demo file.
 const FILE_LINES: usize = 1_000_000;
@@ -32,16 +32,16 @@ fn main() -> io::Result<()> {
     let rt = Runtime::builder()
         .pool(PoolConfig::new().buffer_size(16 * 1024).buffers(16))
         .build()?;
-    let probe = rt.probe();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel = kernel.trim();
     match rt.driver() {
         DriverKind::IoUring => println!(
-            "kernel interface: io_uring (Linux {}.{}, deferred task-run: {}, provided buffer rings: {})",
-            probe.kernel.0, probe.kernel.1, probe.defer_taskrun, probe.buf_ring
+            "kernel interface: io_uring (Linux {kernel}, deferred task-run: {}, provided buffer rings: {})",
+            rt.has(Capability::DeferTaskrun),
+            rt.has(Capability::BufRing)
         ),
         DriverKind::Epoll => println!(
-            "kernel interface: epoll (Linux {}.{}; io_uring refused here, or {} chose epoll)",
-            probe.kernel.0,
-            probe.kernel.1,
+            "kernel interface: epoll (Linux {kernel}; io_uring refused here, or {} chose epoll)",
             uring_bufio::DRIVER_ENV
         ),
     }

@@ -79,7 +79,7 @@ pub mod net;
 mod source;
 pub mod stdio;
 
-pub use driver::{Kind as DriverKind, PoolConfig, PoolStats, Probe};
+pub use driver::{CAPS_OFF_ENV, Cap as Capability, Kind as DriverKind, PoolConfig, PoolStats};
 pub use rt::time;
 pub use rt::{Builder, DRIVER_ENV, JoinError, JoinHandle, Runtime, spawn};
 pub use source::{ReadSource, WriteSink};

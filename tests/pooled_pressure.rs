@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::bounded;
-use support::pooled::{MODES, assert_all_back, drain, run_pooled, stream_bytes, trickle};
+use support::pooled::{
+    MODES, assert_all_back, drain, pools_or_skip, run_pooled, stream_bytes, trickle,
+};
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::time::sleep;
@@ -18,6 +20,9 @@ use uring_bufio::{PoolConfig, PoolStats, spawn};
 
 #[test]
 fn four_buffers_serve_sixty_four_connections_with_stalls_and_drops() {
+    if !pools_or_skip("four_buffers_serve_sixty_four_connections_with_stalls_and_drops") {
+        return;
+    }
     for (mode, config) in MODES {
         eprintln!("mode {mode}");
         let pool = PoolConfig::new()
@@ -68,6 +73,9 @@ fn sixty_four_connections(pool: PoolConfig) -> PoolStats {
 
 #[test]
 fn a_reader_that_stops_consuming_holds_at_most_its_cap() {
+    if !pools_or_skip("a_reader_that_stops_consuming_holds_at_most_its_cap") {
+        return;
+    }
     let pool = PoolConfig::new()
         .buffer_size(1024)
         .buffers(16)
@@ -309,6 +317,9 @@ fn three_buffers_serve_readers_that_each_hold_part_of_a_line() {
 
 #[test]
 fn a_line_spanning_buffers_is_joined_alone_and_the_rest_stays_in_the_pool() {
+    if !pools_or_skip("a_line_spanning_buffers_is_joined_alone_and_the_rest_stays_in_the_pool") {
+        return;
+    }
     // 8-byte buffers, all bytes waiting before the first receive:
     // [abc\ndefg][hij\nkl\nm][n\n]. "defghij" spans the first two; only
     // "hij\n" of the second is joined to it, and "kl\nm" stays in its pool

@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::probe::Probe;
+use super::caps::Caps;
 use super::table::{OpId, Table};
 use super::{Attempt, Backend, CqeResult, Interest, Kind, drain_eventfd};
 use crate::error::{Retry, retry_of, retry_of_errno};
@@ -74,8 +74,6 @@ pub(super) struct Epoll {
     timer_fd: OwnedFd,
     /// The deadline `timer_fd` is armed for.
     armed_for: Option<Instant>,
-    /// Kernel version only: nothing of io_uring is used.
-    probe: Probe,
     /// Reused buffer for `epoll_wait`.
     events: Vec<libc::epoll_event>,
     /// The runtime's wake-up eventfd, registered level-triggered.
@@ -113,7 +111,6 @@ impl Epoll {
             waiting: HashMap::new(),
             waits_on: HashMap::new(),
             timers: BinaryHeap::new(),
-            probe: Probe::kernel_only(),
             events: Vec::with_capacity(256),
             wake_fd,
         })
@@ -293,8 +290,8 @@ impl Backend for Epoll {
         Kind::Epoll
     }
 
-    fn probe(&self) -> &Probe {
-        &self.probe
+    fn caps(&self) -> Caps {
+        Caps::NONE
     }
 
     fn reserve(&mut self, _table: &mut Table) -> io::Result<()> {

@@ -17,7 +17,7 @@ use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use super::table::{OpId, Table};
-use super::{Backend, CqeResult, Driver, Kind, PoolConfig, Probe};
+use super::{Backend, Caps, CqeResult, Driver, Kind, PoolConfig};
 
 /// `IORING_CQE_F_MORE` (include/uapi/linux/io_uring.h): more completions
 /// follow for a multishot entry.
@@ -59,16 +59,16 @@ impl Kernel {
 pub(crate) struct Fake {
     /// What the test scripted and what was seen.
     kernel: Rc<RefCell<Kernel>>,
-    /// What `kind` answers (capabilities follow from it and `probe`).
+    /// What `kind` answers.
     kind: Kind,
-    /// What `probe` answers.
-    probe: Probe,
+    /// What `caps` answers.
+    caps: Caps,
 }
 
 impl Fake {
-    /// A fake that calls itself `kind` with `probe`, and the handle through
+    /// A fake that calls itself `kind` with `caps`, and the handle through
     /// which the test plays the kernel. Cancels are answered by default.
-    pub(crate) fn new(kind: Kind, probe: Probe) -> (Fake, Rc<RefCell<Kernel>>) {
+    pub(crate) fn new(kind: Kind, caps: Caps) -> (Fake, Rc<RefCell<Kernel>>) {
         let kernel = Rc::new(RefCell::new(Kernel {
             answer_cancels: true,
             ..Kernel::default()
@@ -76,17 +76,17 @@ impl Fake {
         let fake = Fake {
             kernel: kernel.clone(),
             kind,
-            probe,
+            caps,
         };
         (fake, kernel)
     }
 }
 
-/// A driver over a fake that calls itself `kind` with `probe`, and the
+/// A driver over a fake that calls itself `kind` with `caps`, and the
 /// handle through which the test plays the kernel.
-pub(crate) fn driver(kind: Kind, probe: Probe) -> (Driver, Rc<RefCell<Kernel>>) {
-    let (fake, kernel) = Fake::new(kind, probe);
-    let driver = Driver::with_backend(Box::new(fake), PoolConfig::default());
+pub(crate) fn driver(kind: Kind, caps: Caps) -> (Driver, Rc<RefCell<Kernel>>) {
+    let (fake, kernel) = Fake::new(kind, caps);
+    let driver = Driver::with_backend(Box::new(fake), PoolConfig::default(), Caps::NONE);
     (driver, kernel)
 }
 
@@ -117,8 +117,8 @@ impl Backend for Fake {
     fn kind(&self) -> Kind {
         self.kind
     }
-    fn probe(&self) -> &Probe {
-        &self.probe
+    fn caps(&self) -> Caps {
+        self.caps
     }
     fn reserve(&mut self, _table: &mut Table) -> io::Result<()> {
         match self.kernel.borrow_mut().refuse.take() {

@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::table::{OpId, Owned, Table};
-use super::{Backend, CqeResult, Kind, Probe};
+use super::{Backend, Caps, CqeResult, Kind};
 use quarantine::{Quarantine, Quarantined};
 
 pub use quarantine::quarantine_report;
@@ -206,8 +206,8 @@ impl Backend for Faulty {
     fn kind(&self) -> Kind {
         self.inner.kind()
     }
-    fn probe(&self) -> &Probe {
-        self.inner.probe()
+    fn caps(&self) -> Caps {
+        self.inner.caps()
     }
     fn adopt(&mut self, data: Box<dyn Owned>) -> Box<dyn Owned> {
         let data = self.inner.adopt(data);

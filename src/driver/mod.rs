@@ -15,7 +15,7 @@
 //! # Backends
 //!
 //! The backend is chosen once, when the runtime starts ([`Kind`]); nothing
-//! above this module knows which one runs. A backend (the [`Backend`] trait)
+//! above this module knows which one runs. A backend (the `Backend` trait)
 //! must provide:
 //!
 //! * `adopt` (has a default): take an operation's data as it enters the
@@ -30,7 +30,12 @@
 //!   it must not block if it completed anything earlier in the same turn
 //!   (wakes on the runtime thread do not touch the eventfd);
 //! * `busy`: whether the kernel still holds anything outside the table;
-//! * `completion_fd`: an fd readable while completions wait.
+//! * `completion_fd`: an fd readable while completions wait;
+//! * `caps`: the capabilities ([`Cap`]) it found when it started.
+//!
+//! Layers above ask [`Driver::has`] for a capability; the driver answers
+//! from a set decided once, when the backend started, minus what the test
+//! switch [`CAPS_OFF_ENV`] turns off (see `caps.rs`).
 //!
 //! Tests add two more implementations: the fault-injection decorator
 //! (`faults.rs`, feature `fault-injection`), which wraps the real backend
@@ -42,7 +47,9 @@
 //! `-errno`) turned into a [`CqeResult`] by [`CqeResult::new`], the one place
 //! a negative result becomes an `io::Error`.
 
+mod backend;
 mod caps;
+mod completion;
 mod epoll;
 pub(crate) mod eventfd;
 #[cfg(test)]
@@ -53,6 +60,8 @@ mod fd;
 mod pool;
 mod probe;
 mod table;
+#[cfg(test)]
+mod tests;
 mod uring;
 
 use eventfd::drain as drain_eventfd;
@@ -64,138 +73,21 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-pub(crate) use caps::Cap;
+use backend::Backend;
+pub use backend::Kind;
+pub(crate) use caps::Caps;
+pub use caps::{CAPS_OFF_ENV, Cap};
+pub(crate) use completion::CqeResult;
+pub use completion::{Attempt, Interest};
 pub(crate) use fd::SharedFd;
 pub(crate) use pool::{Inbox, Mode as PoolMode, Pool};
 pub use pool::{PoolConfig, PoolStats};
-pub use probe::Probe;
-pub(crate) use probe::recv_poll_first;
 pub(crate) use table::{OpId, Owned, Released};
 
 use table::Table;
 
-/// The outcome of one completion: the kernel's result and its flags.
-#[derive(Debug)]
-pub(crate) struct CqeResult {
-    /// Non-negative result, or the error the kernel returned.
-    pub(crate) result: io::Result<u32>,
-    /// `IORING_CQE_F_*` flags (always 0 on epoll).
-    pub(crate) flags: u32,
-}
-
-impl CqeResult {
-    /// The one place a raw completion becomes a result.
-    pub(crate) fn new(res: i32, flags: u32) -> CqeResult {
-        let result = if res < 0 {
-            Err(io::Error::from_raw_os_error(-res))
-        } else {
-            Ok(res as u32)
-        };
-        CqeResult { result, flags }
-    }
-
-    /// More completions follow for this (multishot) entry.
-    pub(crate) fn more(&self) -> bool {
-        io_uring::cqueue::more(self.flags)
-    }
-}
-
-/// What an operation did when the epoll backend tried it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// Finished, with the result a completion would carry (`>= 0` or `-errno`).
-    Done(i32),
-    /// Would block: try again once `fd` is ready for the direction.
-    Wait(RawFd, Interest),
-    /// Finished with `res` bytes received into pool buffer `bid` (a
-    /// receive that picks its buffer from the runtime's pool).
-    Selected {
-        /// The result, as for `Done`.
-        res: i32,
-        /// The buffer the bytes are in.
-        bid: u16,
-    },
-    /// Finishes at this instant with `-ETIME` (a timeout).
-    Until(Instant),
-}
-
-/// A readiness direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interest {
-    /// Readable (or closed, or in error).
-    Read,
-    /// Writable (or closed, or in error).
-    Write,
-}
-
-/// Which kernel interface a runtime drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// io_uring: completion-based, batched submissions.
-    IoUring,
-    /// epoll with non-blocking system calls, where io_uring is refused.
-    Epoll,
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Kind::IoUring => "io_uring",
-            Kind::Epoll => "epoll",
-        })
-    }
-}
-
-/// The interface each backend implements; see the module docs. (`Any`, so
-/// that a test can find its decorator or fake behind the `dyn`.)
-pub(crate) trait Backend: std::any::Any {
-    /// Which backend this is.
-    fn kind(&self) -> Kind;
-    /// What the kernel supports.
-    fn probe(&self) -> &Probe;
-    /// Takes an operation's data as it enters the table; a decorating
-    /// backend may wrap it (the fault injection's quarantine does). Real
-    /// backends hand it back.
-    fn adopt(&mut self, data: Box<dyn Owned>) -> Box<dyn Owned> {
-        data
-    }
-    /// Makes sure `submit` can take one more operation.
-    fn reserve(&mut self, table: &mut Table) -> io::Result<()>;
-    /// Hands entry `id` to the kernel.
-    fn submit(&mut self, table: &mut Table, id: OpId);
-    /// Asks the kernel to end entry `id` early.
-    fn cancel(&mut self, table: &mut Table, id: OpId);
-    /// Submits, waits (if `wait`, up to `timeout`), completes entries.
-    fn turn(&mut self, table: &mut Table, wait: bool, timeout: Option<Duration>) -> io::Result<()>;
-    /// The kernel still holds something outside the table.
-    fn busy(&self) -> bool;
-    /// Stops watching the runtime's wake-up eventfd (at shutdown).
-    fn stop_wake(&mut self);
-    /// An fd readable while completions wait.
-    fn completion_fd(&mut self) -> io::Result<RawFd>;
-    /// Registers a provided buffer ring of `entries` at `addr` as group
-    /// `bgid` with `IOU_PBUF_RING_*` `flags` (io_uring only).
-    fn register_buf_ring(
-        &mut self,
-        addr: u64,
-        entries: u16,
-        bgid: u16,
-        flags: u16,
-    ) -> io::Result<()> {
-        let _ = (addr, entries, bgid, flags);
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this backend has no provided buffer rings",
-        ))
-    }
-    /// Unregisters group `bgid` (only once nothing in flight can use it).
-    fn unregister_buf_ring(&mut self, bgid: u16) {
-        let _ = bgid;
-    }
-}
-
 /// Settings a runtime passes down when it builds its driver.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Config {
     /// io_uring submission queue entries (rounded up to a power of two).
     pub(crate) entries: u32,
@@ -212,6 +104,9 @@ pub(crate) struct Config {
 pub(crate) struct Driver {
     /// Mutable state; never borrowed across an await or a user callback.
     inner: RefCell<Inner>,
+    /// What the backend can do, minus what was switched off; fixed from
+    /// start, so asking needs no borrow.
+    caps: Caps,
 }
 
 /// Mutable driver state.
@@ -222,9 +117,19 @@ struct Inner {
     table: Table,
     /// Sizing of the buffer pool.
     pool_config: PoolConfig,
-    /// The receive buffer pool, once a pooled reader asked for it; `None`
-    /// inside also when the kernel cannot pick buffers (ordinary reads).
-    pool: Option<Option<Rc<Pool>>>,
+    /// The receive buffer pool, built when a pooled reader first asks.
+    pool: PoolSlot,
+}
+
+/// The runtime's receive buffer pool, or why there is none.
+enum PoolSlot {
+    /// No pooled reader asked yet.
+    NotBuilt,
+    /// The kernel cannot pick buffers, or registering the ring failed:
+    /// pooled readers read the ordinary way.
+    Unavailable,
+    /// Built, shared by every pooled reader of the runtime.
+    Built(Rc<Pool>),
 }
 
 impl std::fmt::Debug for Driver {
@@ -233,6 +138,7 @@ impl std::fmt::Debug for Driver {
             Ok(inner) => f
                 .debug_struct("Driver")
                 .field("kind", &inner.backend.kind())
+                .field("caps", &self.caps)
                 .field("in_flight", &inner.table.live())
                 .finish(),
             Err(_) => f.debug_struct("Driver").finish_non_exhaustive(),
@@ -241,30 +147,44 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
-    /// Starts the chosen backend (or io_uring, falling back to epoll).
-    /// `wake_fd` is an eventfd other threads write to wake the runtime.
+    /// Starts the chosen backend (or io_uring, falling back to epoll),
+    /// without the capabilities [`CAPS_OFF_ENV`] names. `wake_fd` is an
+    /// eventfd other threads write to wake the runtime.
     pub(crate) fn new(config: &Config, wake_fd: RawFd) -> io::Result<Driver> {
+        Driver::start(config, wake_fd, Caps::switched_off()?)
+    }
+
+    /// [`Driver::new`] with the capabilities in `off` switched off.
+    pub(crate) fn start(config: &Config, wake_fd: RawFd, off: Caps) -> io::Result<Driver> {
+        let defer = !off.has(Cap::DeferTaskrun);
+        let uring = || uring::Uring::new(config.entries, wake_fd, defer);
         let backend: Box<dyn Backend> = match config.kind {
-            Some(Kind::IoUring) => Box::new(uring::Uring::new(config.entries, wake_fd)?),
+            Some(Kind::IoUring) => Box::new(uring()?),
             Some(Kind::Epoll) => Box::new(epoll::Epoll::new(wake_fd)?),
-            None => match uring::Uring::new(config.entries, wake_fd) {
+            None => match uring() {
                 Ok(ring) => Box::new(ring),
                 Err(_) => Box::new(epoll::Epoll::new(wake_fd)?),
             },
         };
         #[cfg(feature = "fault-injection")]
         let backend = faults::wrap(backend, config.faults.clone());
-        Ok(Driver::with_backend(backend, config.pool))
+        Ok(Driver::with_backend(backend, config.pool, off))
     }
 
-    /// A driver over `backend` (the runtime's, or a fake in unit tests).
-    pub(crate) fn with_backend(backend: Box<dyn Backend>, pool_config: PoolConfig) -> Driver {
+    /// A driver over `backend` (the runtime's, or a fake in unit tests),
+    /// without the capabilities in `off`.
+    pub(crate) fn with_backend(
+        backend: Box<dyn Backend>,
+        pool_config: PoolConfig,
+        off: Caps,
+    ) -> Driver {
         Driver {
+            caps: backend.caps().without(off),
             inner: RefCell::new(Inner {
                 backend,
                 table: Table::default(),
                 pool_config,
-                pool: None,
+                pool: PoolSlot::NotBuilt,
             }),
         }
     }
@@ -274,26 +194,10 @@ impl Driver {
         self.inner.borrow().backend.kind()
     }
 
-    /// Whether this runtime's kernel interface has `cap`.
+    /// Whether this runtime's kernel interface has `cap` (decided when
+    /// the backend started).
     pub(crate) fn has(&self, cap: Cap) -> bool {
-        let inner = self.inner.borrow();
-        let probe = inner.backend.probe();
-        match (inner.backend.kind(), cap) {
-            (Kind::Epoll, _) => false,
-            (Kind::IoUring, Cap::BufRing) => probe.buf_ring,
-            (Kind::IoUring, Cap::MultishotRecv) => probe.multishot_recv,
-            (Kind::IoUring, Cap::RecvLimit) => probe.kernel >= (6, 17),
-            (Kind::IoUring, Cap::RecvBundle) => probe.recv_bundle,
-            (Kind::IoUring, Cap::BufRingInc) => probe.buf_ring_inc,
-            (Kind::IoUring, Cap::MultishotAccept) => probe.multishot_accept,
-            (Kind::IoUring, Cap::DeferTaskrun) => probe.defer_taskrun,
-            (Kind::IoUring, Cap::PollFirst) => probe::recv_poll_first(),
-        }
-    }
-
-    /// What the kernel supports, probed once at start.
-    pub(crate) fn probe(&self) -> Probe {
-        self.inner.borrow().backend.probe().clone()
+        self.caps.has(cap)
     }
 
     /// An fd readable while completions wait, so another event loop can
@@ -308,43 +212,63 @@ impl Driver {
     /// io_uring lacks them: pooled readers then read the ordinary way.
     pub(crate) fn pool(&self) -> Option<Rc<Pool>> {
         let mut inner = self.inner.borrow_mut();
-        if let Some(pool) = &inner.pool {
-            return pool.clone();
+        if let PoolSlot::NotBuilt = inner.pool {
+            inner.pool = match self.build_pool(&mut inner) {
+                Some(pool) => PoolSlot::Built(Rc::new(pool)),
+                None => PoolSlot::Unavailable,
+            };
         }
+        match &inner.pool {
+            PoolSlot::Built(pool) => Some(pool.clone()),
+            PoolSlot::NotBuilt | PoolSlot::Unavailable => None,
+        }
+    }
+
+    /// Builds the pool the backend and its capabilities allow, if any.
+    fn build_pool(&self, inner: &mut Inner) -> Option<Pool> {
         let config = inner.pool_config;
-        let pool = match inner.backend.kind() {
-            Kind::Epoll => Some(Rc::new(Pool::user(config))),
-            Kind::IoUring if inner.backend.probe().multishot_recv => {
-                let probe = inner.backend.probe();
-                let mode = if config.get_incremental() && probe.buf_ring_inc {
-                    PoolMode::Incremental
-                } else if config.get_bundles() && probe.recv_bundle {
-                    PoolMode::Bundles
-                } else {
-                    PoolMode::Plain
-                };
-                let flags = if mode == PoolMode::Incremental {
-                    io_uring::types::IOU_PBUF_RING_INC as u16
-                } else {
-                    0
-                };
-                let backend = &mut inner.backend;
-                Pool::kernel(config, POOL_GROUP, mode, |addr, entries| {
-                    backend.register_buf_ring(addr, entries, POOL_GROUP, flags)
-                })
-                .ok()
-                .map(Rc::new)
-            }
-            Kind::IoUring => None,
+        if inner.backend.kind() == Kind::Epoll {
+            return Some(Pool::user(config));
+        }
+        let mode = self.kernel_pool_mode(&config)?;
+        let flags = match mode {
+            PoolMode::Incremental => io_uring::types::IOU_PBUF_RING_INC as u16,
+            PoolMode::Bundles | PoolMode::Plain => 0,
         };
-        inner.pool = Some(pool.clone());
-        pool
+        let backend = &mut inner.backend;
+        let pool = Pool::kernel(config, POOL_GROUP, mode, |addr, entries| {
+            backend.register_buf_ring(addr, entries, POOL_GROUP, flags)
+        })
+        .ok()?;
+        if !self.has(Cap::RecvLimit) {
+            // Receives then never carry a byte limit; the cap rests on
+            // cancelling a receive whose queue passes it.
+            pool.refuse_limit();
+        }
+        Some(pool)
+    }
+
+    /// How a kernel pool would hand out buffers, or `None` if the kernel
+    /// cannot pick buffers for multishot receives.
+    fn kernel_pool_mode(&self, config: &PoolConfig) -> Option<PoolMode> {
+        if !(self.has(Cap::BufRing) && self.has(Cap::MultishotRecv)) {
+            return None;
+        }
+        Some(if config.get_incremental() && self.has(Cap::BufRingInc) {
+            PoolMode::Incremental
+        } else if config.get_bundles() && self.has(Cap::RecvBundle) {
+            PoolMode::Bundles
+        } else {
+            PoolMode::Plain
+        })
     }
 
     /// Counters of the buffer pool, if it was built.
     pub(crate) fn pool_stats(&self) -> Option<PoolStats> {
-        let inner = self.inner.borrow();
-        inner.pool.as_ref()?.as_ref().map(|p| p.stats())
+        match &self.inner.borrow().pool {
+            PoolSlot::Built(pool) => Some(pool.stats()),
+            PoolSlot::NotBuilt | PoolSlot::Unavailable => None,
+        }
     }
 
     /// Takes ownership of `data` and hands the operation to the backend.
@@ -429,7 +353,10 @@ impl Driver {
             let _ = backend.turn(table, true, Some(deadline - now));
             table.drop_finished();
         }
-        let pool = inner.pool.take().flatten();
+        let pool = match std::mem::replace(&mut inner.pool, PoolSlot::Unavailable) {
+            PoolSlot::Built(pool) => Some(pool),
+            PoolSlot::NotBuilt | PoolSlot::Unavailable => None,
+        };
         let Inner { backend, table, .. } = &mut *inner;
         if table.live() > 0 || backend.busy() {
             if let Some(pool) = pool {

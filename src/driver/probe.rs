@@ -1,102 +1,105 @@
-//! What the running kernel supports, probed once when the driver starts.
+//! What the running kernel supports, probed once when an io_uring backend
+//! starts: the operations the crate cannot do without, and the
+//! capabilities ([`Caps`]) that layers above the driver may ask for.
+//! Every capability is decided here, in [`decide`]; those the opcode probe
+//! cannot see (multishot accept and receive, `POLL_FIRST`, receive byte
+//! limits) by the kernel version, buffer rings by a trial registration.
+
+use std::io;
 
 use io_uring::{IoUring, Probe as RawProbe, opcode};
 
-/// Kernel support found when the runtime started. Later features read it
-/// here instead of guessing from version numbers.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct Probe {
-    /// `IORING_REGISTER_PROBE` answered; the opcode flags below are exact.
-    pub probed: bool,
-    /// Kernel version from `uname`, as `(major, minor)`.
-    pub kernel: (u32, u32),
-    /// Completions are never dropped on overflow (`IORING_FEAT_NODROP`, 5.5).
-    pub nodrop: bool,
+use super::caps::{Cap, Caps};
+
+/// The opcodes every source and the buffered layer rely on, by name: a
+/// ring without one of them is refused (the runtime falls back to epoll).
+const REQUIRED: [(u8, &str); 12] = [
+    (opcode::Read::CODE, "READ"),
+    (opcode::Write::CODE, "WRITE"),
+    (opcode::Recv::CODE, "RECV"),
+    (opcode::Send::CODE, "SEND"),
+    (opcode::Writev::CODE, "WRITEV"),
+    (opcode::Accept::CODE, "ACCEPT"),
+    (opcode::Connect::CODE, "CONNECT"),
+    (opcode::OpenAt::CODE, "OPENAT"),
+    (opcode::Close::CODE, "CLOSE"),
+    (opcode::Shutdown::CODE, "SHUTDOWN"),
+    (opcode::Timeout::CODE, "TIMEOUT"),
+    (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+];
+
+/// What the backend keeps of the probe.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Probe {
     /// `io_uring_enter` takes a timeout (`IORING_FEAT_EXT_ARG`, 5.11).
-    pub ext_arg: bool,
-    /// The ring runs with deferred task work (`IORING_SETUP_DEFER_TASKRUN`, 6.1).
-    pub defer_taskrun: bool,
-    /// Opcodes the crate uses are all there.
-    pub read: bool,
-    /// `IORING_OP_WRITE`.
-    pub write: bool,
-    /// `IORING_OP_RECV`.
-    pub recv: bool,
-    /// `IORING_OP_SEND`.
-    pub send: bool,
-    /// `IORING_OP_WRITEV`.
-    pub writev: bool,
-    /// `IORING_OP_ACCEPT`.
-    pub accept: bool,
-    /// `IORING_OP_CONNECT`.
-    pub connect: bool,
-    /// `IORING_OP_OPENAT`.
-    pub openat: bool,
-    /// `IORING_OP_CLOSE`.
-    pub close: bool,
-    /// `IORING_OP_SHUTDOWN`.
-    pub shutdown: bool,
-    /// `IORING_OP_TIMEOUT`.
-    pub timeout: bool,
-    /// `IORING_OP_ASYNC_CANCEL`.
-    pub async_cancel: bool,
-    /// Provided buffer rings register (`IORING_REGISTER_PBUF_RING`, 5.19).
-    pub buf_ring: bool,
-    /// Multishot accept (5.19).
-    pub multishot_accept: bool,
-    /// Multishot receive (6.0).
-    pub multishot_recv: bool,
-    /// Receive bundles (`IORING_FEAT_RECVSEND_BUNDLE`, 6.10).
-    pub recv_bundle: bool,
-    /// Incrementally consumed buffer rings (`IOU_PBUF_RING_INC`, 6.12).
-    pub buf_ring_inc: bool,
+    pub(super) ext_arg: bool,
+    /// The capabilities of this ring.
+    pub(super) caps: Caps,
 }
 
 impl Probe {
-    /// No io_uring: only the kernel version (the epoll backend).
-    pub(super) fn kernel_only() -> Probe {
-        Probe {
-            kernel: kernel_version(),
-            ..Probe::default()
-        }
-    }
-
-    /// Probes `ring`.
-    pub(super) fn detect(ring: &IoUring, defer_taskrun: bool) -> Probe {
-        let params = ring.params();
+    /// Probes `ring`, set up with deferred task-run if `defer_taskrun`.
+    /// Fails, naming them, if operations the crate needs are missing.
+    pub(super) fn detect(ring: &IoUring, defer_taskrun: bool) -> io::Result<Probe> {
         let mut raw = RawProbe::new();
         let probed = ring.submitter().register_probe(&mut raw).is_ok();
-        let has = |code: u8| probed && raw.is_supported(code);
-        let kernel = kernel_version();
-        let at_least = |v: (u32, u32)| kernel >= v;
-        let buf_ring = probe_buf_ring(ring, 0);
-        Probe {
-            probed,
-            kernel,
-            nodrop: params.is_feature_nodrop(),
-            ext_arg: params.is_feature_ext_arg(),
-            defer_taskrun,
-            read: has(opcode::Read::CODE),
-            write: has(opcode::Write::CODE),
-            recv: has(opcode::Recv::CODE),
-            send: has(opcode::Send::CODE),
-            writev: has(opcode::Writev::CODE),
-            accept: has(opcode::Accept::CODE),
-            connect: has(opcode::Connect::CODE),
-            openat: has(opcode::OpenAt::CODE),
-            close: has(opcode::Close::CODE),
-            shutdown: has(opcode::Shutdown::CODE),
-            timeout: has(opcode::Timeout::CODE),
-            async_cancel: has(opcode::AsyncCancel::CODE),
-            buf_ring,
-            multishot_accept: has(opcode::Accept::CODE) && at_least((5, 19)),
-            multishot_recv: buf_ring && at_least((6, 0)),
-            recv_bundle: params.is_feature_recvsend_bundle(),
-            buf_ring_inc: buf_ring
-                && probe_buf_ring(ring, io_uring::types::IOU_PBUF_RING_INC as u16),
+        let missing: Vec<&str> = REQUIRED
+            .iter()
+            .filter(|(code, _)| !(probed && raw.is_supported(*code)))
+            .map(|(_, name)| *name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "io_uring lacks operations this crate needs: {}",
+                    missing.join(", ")
+                ),
+            ));
         }
+        let params = ring.params();
+        let found = Found {
+            kernel: kernel_version(),
+            defer_taskrun,
+            buf_ring: probe_buf_ring(ring, 0),
+            buf_ring_inc: probe_buf_ring(ring, io_uring::types::IOU_PBUF_RING_INC as u16),
+            recv_bundle: params.is_feature_recvsend_bundle(),
+        };
+        Ok(Probe {
+            ext_arg: params.is_feature_ext_arg(),
+            caps: decide(found),
+        })
     }
+}
+
+/// What probing found, before it is turned into capabilities.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    /// Kernel version from `uname`, as `(major, minor)`.
+    kernel: (u32, u32),
+    /// The ring was set up with `IORING_SETUP_DEFER_TASKRUN`.
+    defer_taskrun: bool,
+    /// A provided buffer ring could be registered.
+    buf_ring: bool,
+    /// One with `IOU_PBUF_RING_INC` could be registered.
+    buf_ring_inc: bool,
+    /// The ring reports `IORING_FEAT_RECVSEND_BUNDLE`.
+    recv_bundle: bool,
+}
+
+/// The one place capabilities are decided. The required opcodes (accept
+/// and receive among them) are known present here.
+fn decide(f: Found) -> Caps {
+    let since = |v: (u32, u32)| f.kernel >= v;
+    Caps::NONE
+        .with(Cap::BufRing, f.buf_ring)
+        .with(Cap::MultishotRecv, f.buf_ring && since((6, 0)))
+        .with(Cap::RecvLimit, f.buf_ring && since((6, 17)))
+        .with(Cap::RecvBundle, f.buf_ring && f.recv_bundle)
+        .with(Cap::BufRingInc, f.buf_ring && f.buf_ring_inc)
+        .with(Cap::MultishotAccept, since((5, 19)))
+        .with(Cap::DeferTaskrun, f.defer_taskrun)
+        .with(Cap::PollFirst, since((5, 19)))
 }
 
 /// Tries to register (and at once unregister) a one-entry provided buffer
@@ -132,13 +135,6 @@ fn probe_buf_ring(ring: &IoUring, flags: u16) -> bool {
     ok
 }
 
-/// Whether receives may ask to wait for readiness first
-/// (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19); read once per process.
-pub(crate) fn recv_poll_first() -> bool {
-    static POLL_FIRST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *POLL_FIRST.get_or_init(|| kernel_version() >= (5, 19))
-}
-
 /// `(major, minor)` of the running kernel, `(0, 0)` if unreadable.
 fn kernel_version() -> (u32, u32) {
     // SAFETY: utsname is plain data; uname fills it.
@@ -157,4 +153,66 @@ fn kernel_version() -> (u32, u32) {
     let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     (major, minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a kernel of `version` with every trial succeeding reports.
+    fn found(kernel: (u32, u32)) -> Found {
+        Found {
+            kernel,
+            defer_taskrun: true,
+            buf_ring: true,
+            buf_ring_inc: true,
+            recv_bundle: true,
+        }
+    }
+
+    #[test]
+    fn version_gated_capabilities_follow_the_kernel() {
+        let old = decide(found((5, 18)));
+        assert!(!old.has(Cap::MultishotAccept) && !old.has(Cap::PollFirst));
+        assert!(!old.has(Cap::MultishotRecv) && !old.has(Cap::RecvLimit));
+        let mid = decide(found((6, 16)));
+        assert!(mid.has(Cap::MultishotAccept) && mid.has(Cap::PollFirst));
+        assert!(mid.has(Cap::MultishotRecv) && !mid.has(Cap::RecvLimit));
+        assert_eq!(decide(found((6, 17))), Caps::ALL);
+        assert_eq!(decide(found((7, 0))), Caps::ALL);
+    }
+
+    #[test]
+    fn buffer_capabilities_need_a_buffer_ring() {
+        let caps = decide(Found {
+            buf_ring: false,
+            ..found((6, 18))
+        });
+        for cap in [
+            Cap::BufRing,
+            Cap::MultishotRecv,
+            Cap::RecvLimit,
+            Cap::RecvBundle,
+            Cap::BufRingInc,
+        ] {
+            assert!(!caps.has(cap), "{cap}");
+        }
+        assert!(caps.has(Cap::MultishotAccept) && caps.has(Cap::DeferTaskrun));
+        let no_defer = decide(Found {
+            defer_taskrun: false,
+            ..found((6, 18))
+        });
+        assert_eq!(
+            no_defer,
+            Caps::ALL.without(Caps::NONE.with(Cap::DeferTaskrun, true))
+        );
+    }
+
+    #[test]
+    fn this_kernel_has_every_capability() {
+        let ring = IoUring::new(8).expect("io_uring");
+        let probe = Probe::detect(&ring, true).expect("all required operations");
+        // The project's kernel (6.18) has them all; DeferTaskrun is as told.
+        assert_eq!(probe.caps, Caps::ALL, "kernel {:?}", kernel_version());
+    }
 }

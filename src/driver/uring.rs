@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use io_uring::{IoUring, opcode, squeue, types};
 
+use super::caps::Caps;
 use super::eventfd::EventFd;
 use super::probe::Probe;
 use super::table::{OpId, Table};
@@ -40,46 +41,15 @@ pub(super) struct Uring {
     capped: Vec<OpId>,
 }
 
-/// Opcodes every source and the buffered layer rely on.
-fn missing_opcodes(p: &Probe) -> Vec<&'static str> {
-    let need = [
-        (p.read, "READ"),
-        (p.write, "WRITE"),
-        (p.recv, "RECV"),
-        (p.send, "SEND"),
-        (p.writev, "WRITEV"),
-        (p.accept, "ACCEPT"),
-        (p.connect, "CONNECT"),
-        (p.openat, "OPENAT"),
-        (p.close, "CLOSE"),
-        (p.shutdown, "SHUTDOWN"),
-        (p.timeout, "TIMEOUT"),
-        (p.async_cancel, "ASYNC_CANCEL"),
-    ];
-    need.iter()
-        .filter(|(ok, _)| !ok)
-        .map(|(_, name)| *name)
-        .collect()
-}
-
 impl Uring {
     /// Sets up a ring of `entries`, preferring the cheapest task-run mode the
-    /// kernel offers: deferred task work (6.1), then cooperative (5.19), then
-    /// none. Fails, naming the cause, where the kernel refuses io_uring or
-    /// lacks an operation the crate needs.
-    pub(super) fn new(entries: u32, wake_fd: RawFd) -> io::Result<Uring> {
-        let (ring, defer) = setup(entries.max(2))?;
-        let probe = Probe::detect(&ring, defer);
-        let missing = missing_opcodes(&probe);
-        if !missing.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "io_uring lacks operations this crate needs: {}",
-                    missing.join(", ")
-                ),
-            ));
-        }
+    /// kernel offers: deferred task work (6.1, skipped unless
+    /// `defer_taskrun`), then cooperative (5.19), then none. Fails, naming
+    /// the cause, where the kernel refuses io_uring or lacks an operation
+    /// the crate needs.
+    pub(super) fn new(entries: u32, wake_fd: RawFd, defer_taskrun: bool) -> io::Result<Uring> {
+        let (ring, defer) = setup(entries.max(2), defer_taskrun)?;
+        let probe = Probe::detect(&ring, defer)?;
         Ok(Uring {
             ring,
             probe,
@@ -191,9 +161,10 @@ impl Uring {
     }
 }
 
-/// Builds a ring, trying the task-run modes from cheapest to plainest;
-/// returns it and whether deferred task-run is on.
-fn setup(entries: u32) -> io::Result<(IoUring, bool)> {
+/// Builds a ring, trying the task-run modes from cheapest to plainest
+/// (deferred task-run only if `defer_taskrun`); returns it and whether
+/// deferred task-run is on.
+fn setup(entries: u32, defer_taskrun: bool) -> io::Result<(IoUring, bool)> {
     let attempts: [fn(&mut io_uring::Builder) -> &mut io_uring::Builder; 3] = [
         |b| {
             b.setup_single_issuer()
@@ -209,7 +180,8 @@ fn setup(entries: u32) -> io::Result<(IoUring, bool)> {
         |b| b,
     ];
     let mut last = None;
-    for (mode, attempt) in attempts.iter().enumerate() {
+    let first = usize::from(!defer_taskrun);
+    for (mode, attempt) in attempts.iter().enumerate().skip(first) {
         let mut builder = IoUring::builder();
         builder
             .setup_cqsize(entries.saturating_mul(4).max(16))
@@ -230,8 +202,8 @@ impl Backend for Uring {
         Kind::IoUring
     }
 
-    fn probe(&self) -> &Probe {
-        &self.probe
+    fn caps(&self) -> Caps {
+        self.probe.caps
     }
 
     fn reserve(&mut self, table: &mut Table) -> io::Result<()> {
@@ -339,4 +311,21 @@ fn setup_error(e: io::Error) -> io::Error {
         _ => "io_uring setup failed",
     };
     io::Error::new(e.kind(), format!("{why}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deferred task-run comes with `SINGLE_ISSUER`, which the ring's
+    /// parameters report: set up only when allowed.
+    #[test]
+    fn deferred_task_run_is_set_up_only_when_allowed() {
+        let (ring, defer) = setup(8, true).expect("ring");
+        assert!(defer && ring.params().is_setup_single_issuer());
+        let (ring, defer) = setup(8, false).expect("ring");
+        assert!(!defer && !ring.params().is_setup_single_issuer());
+        let uring = Uring::new(8, -1, false).expect("ring");
+        assert!(!uring.caps().has(super::super::Cap::DeferTaskrun));
+    }
 }

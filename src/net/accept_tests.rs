@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::{Accepts, accept};
 use crate::driver::fake::{self, Count, Kernel, MORE, counting};
-use crate::driver::{Driver, Kind, Probe, SharedFd};
+use crate::driver::{Cap, Caps, Driver, Kind, SharedFd};
 use crate::rt::context::{self, EnterGuard, Handle};
 
 /// A pending `accept` call.
@@ -33,11 +33,8 @@ struct Harness {
 
 /// A new harness: io_uring with multishot accept, as far as `net` can tell.
 fn harness() -> Harness {
-    let probe = Probe {
-        multishot_accept: true,
-        ..Probe::default()
-    };
-    let (driver, kernel) = fake::driver(Kind::IoUring, probe);
+    let caps = Caps::NONE.with(Cap::MultishotAccept, true);
+    let (driver, kernel) = fake::driver(Kind::IoUring, caps);
     let driver = Rc::new(driver);
     let handle = Handle {
         driver: driver.clone(),

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use io_uring::{opcode, squeue, types};
 
 use super::{Operation, filled, or_wait, syscall_result};
-use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
+use crate::driver::{Attempt, Cap, CqeResult, Interest, SharedFd};
 
 /// `IORING_RECVSEND_POLL_FIRST` (include/uapi/linux/io_uring.h), which the
 /// io-uring crate does not export.
@@ -39,10 +39,11 @@ impl Recv {
     }
 
     /// A receive that waits for readiness before its first try (where the
-    /// kernel has that), for a socket that was just drained.
+    /// current runtime has [`Cap::PollFirst`]), for a socket that was just
+    /// drained.
     pub(crate) fn poll_first(fd: SharedFd, buf: BytesMut) -> Recv {
         Recv {
-            poll_first: crate::driver::recv_poll_first(),
+            poll_first: crate::rt::context::driver_has(Cap::PollFirst),
             ..Recv::new(fd, buf)
         }
     }
@@ -102,5 +103,49 @@ impl Operation for Recv {
         let more = io_uring::cqueue::sock_nonempty(res.flags);
         let (res, buf) = filled(self.buf, res);
         (res, buf, more)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::driver::eventfd::EventFd;
+    use crate::driver::{Caps, Config, Driver, Kind};
+    use crate::rt::context::{Handle, enter};
+
+    /// Whether `Recv::poll_first` asks for `POLL_FIRST` on an io_uring
+    /// runtime with the capabilities in `off` switched off.
+    fn asks_poll_first(off: Caps) -> bool {
+        let wake = EventFd::new().expect("eventfd");
+        let config = Config {
+            kind: Some(Kind::IoUring),
+            entries: 8,
+            ..Config::default()
+        };
+        let driver = Rc::new(Driver::start(&config, wake.as_raw_fd(), off).expect("driver"));
+        let _enter = enter(Handle {
+            driver,
+            sched: None,
+        });
+        Recv::poll_first(socket(), BytesMut::with_capacity(8)).poll_first
+    }
+
+    /// Some socket to receive from.
+    fn socket() -> SharedFd {
+        let fd: OwnedFd = std::net::UdpSocket::bind("127.0.0.1:0")
+            .expect("socket")
+            .into();
+        SharedFd::new(fd)
+    }
+
+    #[test]
+    fn poll_first_follows_the_runtime_capability() {
+        assert!(asks_poll_first(Caps::NONE));
+        assert!(!asks_poll_first(Caps::NONE.with(Cap::PollFirst, true)));
+        // No runtime here: nothing to ask, no flag.
+        assert!(!Recv::poll_first(socket(), BytesMut::new()).poll_first);
     }
 }

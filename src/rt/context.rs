@@ -22,7 +22,7 @@ use std::io;
 use std::rc::Rc;
 
 use super::sched::Scheduler;
-use crate::driver::Driver;
+use crate::driver::{Cap, Driver};
 
 /// What is current on a thread.
 #[derive(Clone, Debug)]
@@ -75,6 +75,16 @@ pub(crate) fn current_driver() -> io::Result<Rc<Driver>> {
     current()
         .map(|h| h.driver)
         .ok_or_else(|| io::Error::other("no uring-bufio runtime is running on this thread"))
+}
+
+/// Whether the driver current on this thread has `cap` (`false` without
+/// one), without cloning the handle (every socket read-ahead asks this).
+pub(crate) fn driver_has(cap: Cap) -> bool {
+    CONTEXT
+        .try_with(|c| Some(c.try_borrow().ok()?.as_ref()?.driver.has(cap)))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Whether a scheduler is current on this thread.

@@ -19,7 +19,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::driver::eventfd::EventFd;
-use crate::driver::{Config, Driver, Kind as DriverKind, PoolConfig, PoolStats, Probe};
+use crate::driver::{Cap, Config, Driver, Kind as DriverKind, PoolConfig, PoolStats};
 use sched::{MAIN, Scheduler};
 
 pub(crate) use task::spawn_lingering;
@@ -149,7 +149,10 @@ impl Builder {
         }
     }
 
-    /// Builds the runtime: starts the backend and probes the kernel.
+    /// Builds the runtime: starts the backend and probes the kernel. The
+    /// environment variable [`CAPS_OFF_ENV`](crate::CAPS_OFF_ENV) (for
+    /// tests) turns single capabilities off; an unknown name in it is an
+    /// `InvalidInput` error.
     pub fn build(&self) -> io::Result<Runtime> {
         let kind = self.chosen_driver()?;
         let wake = EventFd::new()?;
@@ -215,9 +218,21 @@ impl Runtime {
         self.driver.kind()
     }
 
-    /// What the kernel supports, probed when the runtime started.
-    pub fn probe(&self) -> Probe {
-        self.driver.probe()
+    /// Whether this runtime's kernel interface has `capability`, decided
+    /// when the runtime started (always `false` on epoll). The crate falls
+    /// back on its own where one is missing; this says which paths run.
+    ///
+    /// ```
+    /// use uring_bufio::{Capability, DriverKind, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// if rt.driver() == DriverKind::Epoll {
+    ///     assert!(!rt.has(Capability::MultishotAccept));
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn has(&self, capability: Cap) -> bool {
+        self.driver.has(capability)
     }
 
     /// An fd that is readable while completions wait to be reaped, so

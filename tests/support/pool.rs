@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use uring_bufio::io::BufReader;
 use uring_bufio::time::{sleep, timeout};
-use uring_bufio::{DriverKind, PoolConfig, PoolStats, ReadSource, Runtime};
+use uring_bufio::{Capability, DriverKind, PoolConfig, PoolStats, ReadSource, Runtime};
 
 /// How a test builds its readers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +102,8 @@ pub fn all_back(stats: &PoolStats) -> bool {
 /// Whether the runtime builds a pool for pooled readers (io_uring without
 /// provided buffer rings and multishot receive reads the ordinary way).
 pub fn pool_supported(rt: &Runtime) -> bool {
-    rt.driver() == DriverKind::Epoll || rt.probe().multishot_recv
+    rt.driver() == DriverKind::Epoll
+        || (rt.has(Capability::BufRing) && rt.has(Capability::MultishotRecv))
 }
 
 /// Waits up to [`SETTLE`] for every pool buffer to come back, then asserts

@@ -6,17 +6,21 @@
 use std::io;
 use std::time::Duration;
 
+use super::pool::pool_supported;
 use super::{Rng, bounded, within};
 use uring_bufio::io::{BufReader, BufWriter};
 use uring_bufio::net::{TcpStream, UnixStream};
 use uring_bufio::time::{sleep, timeout};
-use uring_bufio::{JoinHandle, PoolConfig, PoolStats, Runtime, spawn};
+use uring_bufio::{Capability, JoinHandle, PoolConfig, PoolStats, Runtime, spawn};
 
 /// Upper bound for one test.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `f` (given the runtime, for its counters) on a runtime with `pool`
-/// within [`LIMIT`], then returns the pool's counters.
+/// within [`LIMIT`], then returns the pool's counters: all zero where the
+/// runtime cannot build a pool (io_uring without provided buffer rings or
+/// multishot receive, as `URING_BUFIO_CAPS_OFF` can make it), so pooled
+/// readers read the ordinary way and nothing was lent.
 pub fn run_pooled<F>(pool: PoolConfig, f: F) -> PoolStats
 where
     F: AsyncFnOnce(&Runtime) -> io::Result<()> + Send + 'static,
@@ -24,10 +28,34 @@ where
     within(LIMIT, move || {
         let rt = Runtime::builder().pool(pool).build().expect("runtime");
         rt.block_on(f(&rt)).expect("test failed");
+        if !pool_supported(&rt) {
+            assert!(rt.pool_stats().is_none(), "a pool where none is supported");
+            return PoolStats::default();
+        }
         let stats = rt.pool_stats().expect("the pool was built");
         assert_mode(&rt, &pool, &stats);
         stats
     })
+}
+
+/// Every pool buffer is back, or `rt` has no pool because it cannot
+/// build one.
+pub fn assert_all_back_in(rt: &Runtime) {
+    match rt.pool_stats() {
+        Some(stats) => assert_all_back(&stats),
+        None => assert!(!pool_supported(rt), "no pool where one is supported"),
+    }
+}
+
+/// Whether runtimes in this process build a pool; if not, says that `test`
+/// is skipped (it is about pool buffers, which a reader without a pool
+/// never holds).
+pub fn pools_or_skip(test: &str) -> bool {
+    let pools = pool_supported(&Runtime::new().expect("runtime"));
+    if !pools {
+        eprintln!("skipped {test}: no pool here (io_uring without buffer rings)");
+    }
+    pools
 }
 
 /// Adjusts a pool config to one mode.
@@ -41,23 +69,18 @@ pub const MODES: [(&str, ModeFn); 3] = [
     ("plain", |c| c.incremental(false).bundles(false)),
 ];
 
-/// The pool uses the kernel features asked for wherever the kernel has
-/// them: on this project's kernel (6.18) every mode really runs.
+/// The pool uses the kernel features asked for wherever the runtime has
+/// them: on this project's kernel (6.18) every mode really runs, unless
+/// `URING_BUFIO_CAPS_OFF` switched one off.
 pub fn assert_mode(rt: &Runtime, pool: &PoolConfig, stats: &PoolStats) {
-    let probe = rt.probe();
     let uring = rt.driver() == uring_bufio::DriverKind::IoUring;
-    assert_eq!(
-        stats.kernel_ring,
-        uring && probe.multishot_recv,
-        "{stats:?}"
-    );
-    // `PoolConfig` has setters only: a setting is on if setting it on
-    // changes nothing.
-    let wants_inc = *pool == pool.incremental(true);
-    let wants_bundles = *pool == pool.bundles(true);
-    let inc = stats.kernel_ring && probe.buf_ring_inc && wants_inc;
+    let ring = rt.has(Capability::BufRing) && rt.has(Capability::MultishotRecv);
+    assert_eq!(stats.kernel_ring, uring && ring, "{stats:?}");
+    let inc =
+        stats.kernel_ring && rt.has(Capability::BufRingInc) && *pool == pool.incremental(true);
     assert_eq!(stats.incremental, inc, "{stats:?}");
-    let bundles = stats.kernel_ring && !inc && probe.recv_bundle && wants_bundles;
+    let bundles =
+        stats.kernel_ring && !inc && rt.has(Capability::RecvBundle) && *pool == pool.bundles(true);
     assert_eq!(stats.bundles, bundles, "{stats:?}");
 }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use super::super::fake::{Fake, Kernel};
-use super::super::{Attempt, CqeResult, Driver, Kind, PoolConfig, Probe};
+use super::super::{Attempt, Caps, CqeResult, Driver, Kind, PoolConfig};
 use super::{FaultPlan, Owned, stats, wrap};
 
 /// A read of `len` bytes that remembers the limit it was given.
@@ -49,8 +49,8 @@ impl Owned for Transfer {
 /// A driver over the fake decorated with `plan`, the fake's kernel, and a
 /// transfer of `len` bytes with its limit cell.
 fn setup(plan: FaultPlan, len: usize) -> (Driver, Rc<RefCell<Kernel>>, Box<Transfer>) {
-    let (fake, kernel) = Fake::new(Kind::IoUring, Probe::default());
-    let driver = Driver::with_backend(wrap(Box::new(fake), Some(plan)), PoolConfig::default());
+    let (fake, kernel) = Fake::new(Kind::IoUring, Caps::NONE);
+    let driver = Driver::with_backend(wrap(Box::new(fake), Some(plan)), PoolConfig::default(), Caps::NONE);
     let limited = Rc::default();
     (driver, kernel, Box::new(Transfer { len, limited }))
 }

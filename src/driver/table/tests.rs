@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::super::fake::{self, Kernel, MORE, counting};
-use super::super::{Attempt, CqeResult, Driver, Kind, Probe};
+use super::super::{Attempt, Caps, CqeResult, Driver, Kind};
 use super::{OpId, Owned, Released, Table};
 
 /// What happened to a test operation; results as raw `res` (`-errno`).
@@ -124,7 +124,7 @@ fn next(table: &mut Table, id: OpId) -> Option<(i32, bool)> {
 
 /// A driver over the fake backend, and the kernel the test plays.
 fn fake_driver() -> (Driver, Rc<RefCell<Kernel>>) {
-    fake::driver(Kind::IoUring, Probe::default())
+    fake::driver(Kind::IoUring, Caps::NONE)
 }
 
 /// Entries in the driver's table.
