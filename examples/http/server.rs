@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream};
 
-use crate::proto::{MAX_BODY, MAX_HEAD, Session, Status, route};
+use crate::proto::{MAX_BODY, MAX_HEAD, MAX_HEADERS, Session, Status, route};
 
 /// Serves one connection on our runtime: heads are parsed where they lie
 /// in the reader's buffer, and the responses to everything that arrived
@@ -100,10 +100,17 @@ async fn hyper_service(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, 
 
 /// Serves one connection with hyper's HTTP/1 server over any tokio stream
 /// (our `BufStream`, or tokio's `TcpStream` in the twin). Heads longer than
-/// [`MAX_HEAD`] are answered 431 by hyper itself.
+/// [`MAX_HEAD`] or with more than [`MAX_HEADERS`] headers are answered 431
+/// by hyper itself. (Not with `pipeline_flush(true)`: hyper 1.12 then
+/// closes on a parse error without sending its 400 or 431.) `half_close`:
+/// our writer reports a flush done only when the kernel's send completes,
+/// and a client that got its last response may close before that; without
+/// it hyper calls that EOF "connection closed before message completed".
 pub async fn serve_hyper<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> io::Result<()> {
     http1::Builder::new()
-        .max_buf_size(MAX_HEAD)
+        .max_header_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service_fn(hyper_service))
         .await
         .map_err(io::Error::other)

@@ -130,7 +130,7 @@ pub async fn accept_loop(
 /// TLS on our runtime: rustls reads the ciphertext out of the `BufStream`'s
 /// reader through tokio's `AsyncRead`, and the parser reads the plaintext
 /// out of `serve_async`'s `BytesMut`.
-async fn serve_tls(
+pub async fn serve_tls(
     acceptor: TlsAcceptor,
     socket: TcpStream,
     db: Rc<RefCell<Db>>,
