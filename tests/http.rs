@@ -10,14 +10,19 @@ mod wire;
 mod proto;
 #[path = "../examples/http/server.rs"]
 mod server;
+#[path = "../examples/support/tls.rs"]
+mod tls;
 
 use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use proto::{MAX_BODY, MAX_HEAD, MAX_HEADERS, Session};
+use rustls::pki_types::{CertificateDer, ServerName};
 use uring_bufio::JoinHandle;
 use uring_bufio::io::BufStream;
 use uring_bufio::net::{TcpListener, TcpStream};
@@ -298,5 +303,58 @@ fn hyper_mode_refuses_malformed_and_oversized_heads() {
             assert!(served.await?.is_err(), "hyper reports the parse error");
         }
         Ok(())
+    });
+}
+
+/// hyper's client over rustls, on a tokio socket: one request.
+fn hyper_tls_client(addr: SocketAddr, cert: CertificateDer<'static>) -> io::Result<(u16, Bytes)> {
+    let connector = tls::connector(cert)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?
+        .block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+            let stream = connector.connect(name, tcp).await?;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(io::Error::other)?;
+            let conn = tokio::spawn(conn);
+            let request = hyper::Request::builder()
+                .method("POST")
+                .uri("/echo")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::from_static(b"over tls")))
+                .map_err(io::Error::other)?;
+            let response = send.send_request(request).await.map_err(io::Error::other)?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(io::Error::other)?;
+            drop(send);
+            conn.await?.map_err(io::Error::other)?;
+            Ok((status, body.to_bytes()))
+        })
+}
+
+#[test]
+fn hyper_over_tls_round_trip() {
+    let cert = Rc::new(tls::test_cert().expect("certificate"));
+    on_both(|_| {
+        let cert = cert.clone();
+        async move {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let client_cert = cert.der.clone();
+            let client = std::thread::spawn(move || hyper_tls_client(addr, client_cert));
+            let (socket, _) = support::bounded("accept", listener.accept()).await?;
+            let stream = tls::acceptor(&cert)?.accept(BufStream::new(socket)).await?;
+            server::serve_hyper(stream).await?;
+            let (status, body) = client.join().expect("client thread")?;
+            assert_eq!((status, &body[..]), (200, &b"over tls"[..]));
+            Ok(())
+        }
     });
 }

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream};
 
-use crate::proto::{MAX_BODY, MAX_HEAD, MAX_HEADERS, Session, Status, route};
+use super::proto::{MAX_BODY, MAX_HEAD, MAX_HEADERS, Session, Status, route};
 
 /// Serves one connection on our runtime: heads are parsed where they lie
 /// in the reader's buffer, and the responses to everything that arrived
@@ -62,6 +62,8 @@ pub async fn serve_async<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> io
         while buf.len() < need {
             buf.reserve((need - buf.len()).max(4096));
             if stream.read_buf(&mut buf).await? == 0 {
+                // Over TLS this sends close_notify; the peer may be gone.
+                let _ = stream.shutdown().await;
                 return Ok(());
             }
         }
@@ -70,6 +72,8 @@ pub async fn serve_async<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> io
         if !session.replies().is_empty() {
             stream.write_all(session.replies()).await?;
             session.clear_replies();
+            // A no-op on a `TcpStream`; TLS over a buffered stream needs it.
+            stream.flush().await?;
         }
         if step.close {
             return stream.shutdown().await;

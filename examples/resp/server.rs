@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, TcpStream};
 
-use crate::proto::{Db, Session, Step};
+use super::proto::{Db, Session, Step};
 
 /// A store the connections of one server share.
 pub trait SharedDb: Clone {
@@ -87,6 +87,8 @@ where
         while buf.len() < need {
             buf.reserve((need - buf.len()).max(4096));
             if stream.read_buf(&mut buf).await? == 0 {
+                // Over TLS this sends close_notify; the peer may be gone.
+                let _ = stream.shutdown().await;
                 return Ok(());
             }
         }
@@ -95,6 +97,8 @@ where
         if !session.replies().is_empty() {
             stream.write_all(session.replies()).await?;
             session.clear_replies();
+            // A no-op on a `TcpStream`; TLS over a buffered stream needs it.
+            stream.flush().await?;
         }
         if step.close {
             return stream.shutdown().await;
