@@ -119,6 +119,17 @@ cpu_ticks() {
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+# children_cpu FILE: the CPU seconds (user+sys) of this shell's waited-for
+# children so far, from the `times` builtin (run in this shell: a pipeline
+# would fork and count a fresh process's children), written to FILE.
+children_cpu() {
+    times >"$1"
+    awk 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+        print t }' "$1"
+}
+
 # measure KIND CASE CONTENDER ROUND COMMAND...: runs the client command
 # pinned to the client CPU; the command prints "REQUESTS RPS" last. Appends
 # "KIND CASE CONTENDER ROUND RPS CPU_US_PER_REQ CLIENT_SHARE" to results.
@@ -126,18 +137,26 @@ measure() {
     local kind=$1 case=$2 contender=$3 round=$4
     shift 4
     local pid=${pid_of[$kind-$contender]}
-    local before after timing reqs rps
+    local before after cpu0 cpu1 wall0 wall1
     before=$(cpu_ticks "$pid")
+    children_cpu "$out/times" >"$out/cpu0"
+    wall0=$EPOCHREALTIME
     # The subshell pins itself, so the client it runs inherits the CPU.
-    timing=$( { TIMEFORMAT='%3U %3S %3R'; time (taskset -p -c "$client_cpu" "$BASHPID" >/dev/null; "$@") >"$out/client.out" 2>&1; } 2>&1)
+    (taskset -p -c "$client_cpu" "$BASHPID" >/dev/null; "$@") >"$out/client.out" 2>&1
+    wall1=$EPOCHREALTIME
+    children_cpu "$out/times" >"$out/cpu1"
     after=$(cpu_ticks "$pid")
-    read -r reqs rps < <(tail -n 1 "$out/client.out")
-    awk -v k="$kind" -v c="$case" -v n="$contender" -v r="$round" -v rps="$rps" -v reqs="$reqs" \
-        -v t="$((after - before))" -v tck="$tck" -v timing="$timing" 'BEGIN {
-            split(timing, u, " ");
-            share = (u[3] > 0) ? 100 * (u[1] + u[2]) / u[3] : 0;
-            cpu = (reqs > 0) ? 1e6 * t / tck / reqs : 0;
-            printf "%s %s %s %s %.0f %.3f %.0f\n", k, c, n, r, rps, cpu, share }' >>"$results"
+    read -r cpu0 <"$out/cpu0"
+    read -r cpu1 <"$out/cpu1"
+    tail -n 1 "$out/client.out" >"$out/client.last"
+    awk -v k="$kind" -v c="$case" -v n="$contender" -v r="$round" -v t="$((after - before))" \
+        -v tck="$tck" -v ccpu="$cpu1 - $cpu0" -v wall="$wall1 - $wall0" '{ reqs = $1; rps = $2 }
+        END {
+            split(ccpu, a, " - "); split(wall, w, " - ")
+            share = (w[1] - w[2] != 0) ? 100 * (a[1] - a[2]) / (w[1] - w[2]) : 0
+            cpu = (reqs > 0) ? 1e6 * t / tck / reqs : 0
+            printf "%s %s %s %s %.0f %.3f %.0f\n", k, c, n, r, rps, cpu, share
+        }' "$out/client.last" >>"$results"
 }
 
 # redis_run PORT TEST P C N: one redis-benchmark run; prints "N RPS".
