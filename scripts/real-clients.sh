@@ -13,7 +13,7 @@
 # --rounds: rounds of every case (default 2); --duration: seconds per wrk
 # run (default 2); --scale: multiplies redis-benchmark's request counts
 # (default 1: each run takes about a second); --out: where the raw results
-# go (default a new temp directory). Defaults take about 4 minutes.
+# go (default a new temp directory). One round takes about 2.5 minutes.
 # Checks for redis-server, redis-benchmark and wrk, installing them with
 # apt-get (Debian: redis-server, redis-tools, wrk) when missing and root.
 # Ports 7379-7392 (below the ephemeral range). It stops only the processes
