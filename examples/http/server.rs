@@ -126,7 +126,7 @@ pub async fn accept_loop(listener: TcpListener, pooled: bool, hyper: bool) -> io
         let (socket, peer) = listener.accept().await?;
         uring_bufio::spawn(async move {
             let served = if hyper {
-                socket.set_nodelay(true).map(drop)?;
+                socket.set_nodelay(true)?;
                 let stream = if pooled {
                     BufStream::pooled(socket)
                 } else {
