@@ -1,10 +1,6 @@
 //! A reader's buffer.
 
-use std::rc::Rc;
-
 use bytes::{Buf, BytesMut};
-
-use crate::driver::Pool;
 
 /// Result of looking for a record in the filled bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,15 +38,6 @@ pub(crate) struct ReadBuffer {
     scan_delim: u8,
     /// Size the buffer is filled up to by one read.
     capacity: usize,
-    /// `data` is a buffer lent by this pool (a pooled reader): it goes back
-    /// once drained, or when the buffer is dropped.
-    origin: Option<Rc<Pool>>,
-}
-
-impl Drop for ReadBuffer {
-    fn drop(&mut self) {
-        self.give_back();
-    }
 }
 
 impl ReadBuffer {
@@ -64,14 +51,6 @@ impl ReadBuffer {
             scanned: 0,
             scan_delim: b'\n',
             capacity: capacity.max(1),
-            origin: None,
-        }
-    }
-
-    /// Hands a pool buffer back to its pool; `data` is left empty.
-    fn give_back(&mut self) {
-        if let Some(pool) = self.origin.take() {
-            pool.give_back(std::mem::take(&mut self.data));
         }
     }
 
@@ -81,57 +60,29 @@ impl ReadBuffer {
         self.head == self.data.len() && self.lent == 0
     }
 
-    /// A pooled reader's buffer after the caller consumed everything: a pool
-    /// buffer goes back to the pool at once, and a spill buffer is freed,
-    /// so an idle reader holds no memory.
-    pub(crate) fn release_drained(&mut self) {
-        if self.is_drained() && self.data.capacity() > 0 {
-            self.give_back();
-            self.data = BytesMut::new();
-            self.head = 0;
-            self.scanned = 0;
-        }
+    /// Whether the buffer holds memory (filled, consumed or spare).
+    #[inline]
+    pub(crate) fn has_memory(&self) -> bool {
+        self.data.capacity() > 0
     }
 
-    /// A pooled reader is about to wait for more bytes: unconsumed bytes
-    /// still in a pool buffer move to memory of the reader's own (only
-    /// those bytes), and the buffer goes back. A reader waiting on its peer
-    /// mid-record then holds no pool buffer, and readers that each hold
-    /// part of a record cannot keep the pool dry for one another. The copy
-    /// is the one joining the record would make anyway.
-    pub(crate) fn unpool(&mut self) {
-        if self.origin.is_none() {
-            return;
-        }
-        let own = BytesMut::from(self.filled());
-        self.give_back();
-        self.data = own;
-        self.head = 0;
-        self.lent = 0;
-    }
-
-    /// Adds a received pool buffer to an empty reader: the pool buffer
-    /// itself becomes the reader's buffer (no copy) and goes back to `pool`
-    /// once drained.
-    pub(crate) fn push_pooled(&mut self, chunk: BytesMut, pool: &Rc<Pool>) {
+    /// Puts `data` in place of the memory and returns the old memory. The
+    /// filled bytes become `data`'s bytes, which must start with the
+    /// current filled bytes (so a search's progress stays valid), and no
+    /// loan is out afterwards.
+    pub(crate) fn replace(&mut self, data: BytesMut) -> BytesMut {
         debug_assert!(
-            self.data.len() == self.head,
-            "push_pooled onto unconsumed bytes"
+            data.starts_with(self.filled()),
+            "replace drops filled bytes"
         );
-        self.lent = 0;
-        self.give_back();
-        self.data = chunk;
         self.head = 0;
-        self.scanned = 0;
-        self.origin = Some(pool.clone());
+        self.lent = 0;
+        std::mem::replace(&mut self.data, data)
     }
 
-    /// Joins `bytes` (the front of the next received buffer) to the
-    /// unconsumed bytes of a record that spans buffers. The record is
-    /// joined in memory of the reader's own, which holds only the record:
-    /// the caller passes no more of the next buffer than the record needs.
-    pub(crate) fn join(&mut self, bytes: &[u8]) {
-        self.unpool();
+    /// Appends `bytes` to the filled bytes (consumed bytes are dropped
+    /// first, so only the unconsumed ones and `bytes` stay).
+    pub(crate) fn append(&mut self, bytes: &[u8]) {
         self.compact();
         self.data.extend_from_slice(bytes);
     }
