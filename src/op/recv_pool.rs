@@ -195,6 +195,7 @@ mod tests {
     use std::future::poll_fn;
     use std::io::Write;
     use std::os::fd::{AsRawFd, OwnedFd};
+    use std::time::Duration;
 
     use super::*;
     use crate::driver::{Kind, PoolConfig};
@@ -297,13 +298,17 @@ mod tests {
             peer.write_all(&[7; 100]).unwrap();
             let inbox = Rc::new(Inbox::new(pool.clone()));
             let mut recv = Multishot::submit(RecvPool::new(fd.clone(), inbox.clone(), 2));
-            loop {
-                match poll_fn(|cx| recv.poll_outcome(cx, &pool)).await {
-                    RecvOutcome::Data => continue,
-                    RecvOutcome::Paused => break,
-                    other => panic!("the limit ends the receive, got {other:?}"),
+            let ended = crate::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match poll_fn(|cx| recv.poll_outcome(cx, &pool)).await {
+                        RecvOutcome::Data => continue,
+                        RecvOutcome::Paused => break,
+                        other => panic!("the limit ends the receive, got {other:?}"),
+                    }
                 }
-            }
+            });
+            ended.await.expect("the receive ends at its limit");
+            drop(recv);
             let mut got = 0;
             while let Some(chunk) = inbox.pop() {
                 got += chunk.len();
