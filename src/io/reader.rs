@@ -1,4 +1,10 @@
 //! `BufReader`: the core of reading. Filling, consuming and finding records.
+//!
+//! How the buffer is filled is the reader's fill mode (`reader/fill.rs`):
+//! plain reads into its own buffer (`reader/plain.rs`) or receives into
+//! the runtime's pool (`reader/pooled.rs`). The modes only gather bytes
+//! and say why they stopped; `BufReader::poll_fill_until` alone decides
+//! when an end of stream or an error reaches the caller.
 
 mod fill;
 mod plain;
@@ -56,7 +62,7 @@ pub struct BufReader<S> {
     fill: Fill,
     /// An end of stream or an error seen and not reported yet: reported
     /// (and cleared) when the caller next needs more bytes than are
-    /// buffered. Never `Failed` while a read is in flight.
+    /// buffered. While it is set, no new read is started.
     stop: Option<Stop>,
     /// Longest line or delimited record accepted.
     max_record: usize,
