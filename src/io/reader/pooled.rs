@@ -108,11 +108,7 @@ impl PooledFill {
     /// for); the rest stays a pool buffer, lent without a copy once the
     /// joined record is consumed.
     fn join(&mut self, mut chunk: BytesMut, need: usize, delim: Option<u8>) {
-        let want = match delim {
-            Some(d) => memchr::memchr(d, &chunk).map_or(chunk.len(), |i| i + 1),
-            None => chunk.len(),
-        };
-        let take = want.max(need.min(chunk.len()));
+        let take = record_part(&chunk, need, delim);
         self.buf.join(&chunk[..take]);
         if take < chunk.len() {
             bytes::Buf::advance(&mut chunk, take);
@@ -199,5 +195,49 @@ impl PooledFill {
             RecvOutcome::End => Some(Stop::End),
             RecvOutcome::Failed(e) => Some(Stop::Failed(e)),
         }
+    }
+}
+
+/// How much of `chunk`, the next received buffer, a record spanning into
+/// it takes: through `delim` if a record search looks for one (all of it
+/// without one), else all of it; and at least the `need` bytes asked for,
+/// as far as the chunk has them.
+fn record_part(chunk: &[u8], need: usize, delim: Option<u8>) -> usize {
+    let want = match delim {
+        Some(d) => memchr::memchr(d, chunk).map_or(chunk.len(), |i| i + 1),
+        None => chunk.len(),
+    };
+    want.max(need.min(chunk.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_part;
+
+    #[test]
+    fn a_spanning_record_takes_through_its_delimiter() {
+        assert_eq!(
+            record_part(
+                b"ab
+cd
+",
+                1,
+                Some(b'\n')
+            ),
+            3
+        );
+        assert_eq!(record_part(b"abcd", 1, Some(b'\n')), 4, "no delimiter: all");
+        assert_eq!(record_part(b"\nabc", 1, Some(b'\n')), 1);
+    }
+
+    #[test]
+    fn a_byte_count_takes_what_is_asked_or_all() {
+        assert_eq!(record_part(b"abcdef", 2, None), 6, "no delimiter: all");
+        assert_eq!(
+            record_part(b"a\nbcdef", 4, Some(b'\n')),
+            4,
+            "at least `need`"
+        );
+        assert_eq!(record_part(b"a\nb", 9, Some(b'\n')), 3, "at most the chunk");
     }
 }
