@@ -16,12 +16,18 @@
 //!        ^ data.as_ptr()                        ^ data.len()                   ^ capacity
 //! ```
 //!
+//! A pooled reader's buffer ([`PooledBuffer`]) is the same buffer whose
+//! memory may be a buffer lent by the runtime's pool; it alone knows how
+//! such a buffer goes back.
+//!
 //! A writer's buffer accepts the caller's bytes; segments are frozen off its
 //! front and handed to the kernel as `Bytes`, so copying the next bytes in
 //! never touches memory the kernel is reading.
 
+mod pooled;
 mod read;
 mod write;
 
+pub(crate) use pooled::PooledBuffer;
 pub(crate) use read::{Found, ReadBuffer};
 pub(crate) use write::WriteBuffer;

@@ -1,10 +1,6 @@
 //! A reader's buffer.
 
-use std::rc::Rc;
-
 use bytes::{Buf, BytesMut};
-
-use crate::driver::Pool;
 
 /// Result of looking for a record in the filled bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,15 +38,6 @@ pub(crate) struct ReadBuffer {
     scan_delim: u8,
     /// Size the buffer is filled up to by one read.
     capacity: usize,
-    /// `data` is a buffer lent by this pool (a pooled reader): it goes back
-    /// once drained, or when the buffer is dropped.
-    origin: Option<Rc<Pool>>,
-}
-
-impl Drop for ReadBuffer {
-    fn drop(&mut self) {
-        self.give_back();
-    }
 }
 
 impl ReadBuffer {
@@ -64,14 +51,6 @@ impl ReadBuffer {
             scanned: 0,
             scan_delim: b'\n',
             capacity: capacity.max(1),
-            origin: None,
-        }
-    }
-
-    /// Hands a pool buffer back to its pool; `data` is left empty.
-    fn give_back(&mut self) {
-        if let Some(pool) = self.origin.take() {
-            pool.give_back(std::mem::take(&mut self.data));
         }
     }
 
@@ -81,57 +60,29 @@ impl ReadBuffer {
         self.head == self.data.len() && self.lent == 0
     }
 
-    /// A pooled reader's buffer after the caller consumed everything: a pool
-    /// buffer goes back to the pool at once, and a spill buffer is freed,
-    /// so an idle reader holds no memory.
-    pub(crate) fn release_drained(&mut self) {
-        if self.is_drained() && self.data.capacity() > 0 {
-            self.give_back();
-            self.data = BytesMut::new();
-            self.head = 0;
-            self.scanned = 0;
-        }
+    /// Whether the buffer holds memory (filled, consumed or spare).
+    #[inline]
+    pub(crate) fn has_memory(&self) -> bool {
+        self.data.capacity() > 0
     }
 
-    /// A pooled reader is about to wait for more bytes: unconsumed bytes
-    /// still in a pool buffer move to memory of the reader's own (only
-    /// those bytes), and the buffer goes back. A reader waiting on its peer
-    /// mid-record then holds no pool buffer, and readers that each hold
-    /// part of a record cannot keep the pool dry for one another. The copy
-    /// is the one joining the record would make anyway.
-    pub(crate) fn unpool(&mut self) {
-        if self.origin.is_none() {
-            return;
-        }
-        let own = BytesMut::from(self.filled());
-        self.give_back();
-        self.data = own;
-        self.head = 0;
-        self.lent = 0;
-    }
-
-    /// Adds a received pool buffer to an empty reader: the pool buffer
-    /// itself becomes the reader's buffer (no copy) and goes back to `pool`
-    /// once drained.
-    pub(crate) fn push_pooled(&mut self, chunk: BytesMut, pool: &Rc<Pool>) {
+    /// Puts `data` in place of the memory and returns the old memory. The
+    /// filled bytes become `data`'s bytes, which must start with the
+    /// current filled bytes (so a search's progress stays valid), and no
+    /// loan is out afterwards.
+    pub(crate) fn replace(&mut self, data: BytesMut) -> BytesMut {
         debug_assert!(
-            self.data.len() == self.head,
-            "push_pooled onto unconsumed bytes"
+            data.starts_with(self.filled()),
+            "replace drops filled bytes"
         );
-        self.lent = 0;
-        self.give_back();
-        self.data = chunk;
         self.head = 0;
-        self.scanned = 0;
-        self.origin = Some(pool.clone());
+        self.lent = 0;
+        std::mem::replace(&mut self.data, data)
     }
 
-    /// Joins `bytes` (the front of the next received buffer) to the
-    /// unconsumed bytes of a record that spans buffers. The record is
-    /// joined in memory of the reader's own, which holds only the record:
-    /// the caller passes no more of the next buffer than the record needs.
-    pub(crate) fn join(&mut self, bytes: &[u8]) {
-        self.unpool();
+    /// Appends `bytes` to the filled bytes (consumed bytes are dropped
+    /// first, so only the unconsumed ones and `bytes` stay).
+    pub(crate) fn append(&mut self, bytes: &[u8]) {
         self.compact();
         self.data.extend_from_slice(bytes);
     }
@@ -306,258 +257,5 @@ mod tests {
     }
 }
 
-/// Random sequences of the buffer's operations against a model: the filled
-/// bytes are a `Vec<u8>`, a lend remembers what it consumed, a "kernel"
-/// writes into the spare part split off by `take_spare` while the caller
-/// keeps consuming, finding and decoding, and frames split off by a decoder
-/// stay alive across later reads.
 #[cfg(test)]
-mod proptests {
-    use super::*;
-    use bytes::Bytes;
-    use proptest::prelude::*;
-
-    /// One call on the buffer, as the reader makes it.
-    #[derive(Debug, Clone)]
-    enum Op {
-        /// A whole read: `take_spare(min)`, the kernel writes, `put_back`
-        /// (when no other read is in flight).
-        Read(usize, Vec<u8>),
-        /// `take_spare(min)`, when no read is in flight.
-        TakeSpare(usize),
-        /// The kernel writes these bytes (as far as there is room) into the
-        /// part split off for the read in flight.
-        KernelWrite(Vec<u8>),
-        /// The read completes: `put_back`.
-        PutBack,
-        /// `consume(n)`; `n` may exceed what is filled (clamped).
-        Consume(usize),
-        /// `lend(n)` with `n` taken modulo the filled length plus one.
-        Lend(usize),
-        /// `settle()`.
-        Settle,
-        /// `find(delim, max)`.
-        Find(u8, usize),
-        /// `bytes_mut()`, then what a decoder does to it.
-        Decode(Decode),
-        /// `discard()`, as `into_inner` does: a read in flight is abandoned
-        /// to the kernel first.
-        Discard,
-    }
-
-    /// What a decoder does with the `BytesMut` it is handed.
-    #[derive(Debug, Clone)]
-    enum Decode {
-        /// Nothing (it needs more bytes).
-        Nothing,
-        /// Splits a frame off the front (modulo the length plus one) and
-        /// keeps it alive.
-        SplitTo(usize),
-        /// Skips bytes at the front (a header).
-        Advance(usize),
-        /// Reserves room for the frame it expects.
-        Reserve(usize),
-    }
-
-    /// Bytes from a small alphabet, so delimiters are frequent.
-    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(prop::sample::select(&b"ab\n\r\0"[..]), 0..max)
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            4 => (0usize..48, bytes(40)).prop_map(|(min, b)| Op::Read(min, b)),
-            3 => (0usize..48).prop_map(Op::TakeSpare),
-            3 => bytes(40).prop_map(Op::KernelWrite),
-            3 => Just(Op::PutBack),
-            3 => prop_oneof![4 => 0usize..4, 1 => 0usize..48].prop_map(Op::Consume),
-            2 => any::<usize>().prop_map(Op::Lend),
-            1 => Just(Op::Settle),
-            4 => (prop::sample::select(&b"\n\n\n\na\0"[..]), 0usize..24)
-                .prop_map(|(d, m)| Op::Find(d, m)),
-            2 => prop_oneof![
-                Just(Decode::Nothing),
-                any::<usize>().prop_map(Decode::SplitTo),
-                (0usize..8).prop_map(Decode::Advance),
-                (0usize..64).prop_map(Decode::Reserve),
-            ]
-            .prop_map(Op::Decode),
-            1 => Just(Op::Discard),
-        ]
-    }
-
-    /// The model, and the memory the buffer handed out.
-    #[derive(Default)]
-    struct Model {
-        /// Filled, unconsumed bytes.
-        filled: Vec<u8>,
-        /// What the last `lend` consumed, until the loan ends.
-        lent: Vec<u8>,
-        /// The spare part of the read in flight.
-        tail: Option<BytesMut>,
-        /// Spare parts of reads abandoned to the kernel, which may still
-        /// write into them.
-        abandoned: Vec<BytesMut>,
-        /// Frames a decoder split off, with the bytes they must still hold.
-        frames: Vec<(Bytes, Vec<u8>)>,
-    }
-
-    /// The naive search: the first `delim`, if within `max`; else too long
-    /// once more than `max` bytes are filled.
-    fn naive_find(filled: &[u8], delim: u8, max: usize) -> Found {
-        match filled.iter().position(|&b| b == delim) {
-            Some(i) if i <= max => Found::At(i),
-            _ if filled.len() > max => Found::TooLong,
-            _ => Found::NeedMore,
-        }
-    }
-
-    /// Address range of memory.
-    fn range(ptr: *const u8, len: usize) -> std::ops::Range<usize> {
-        ptr as usize..ptr as usize + len
-    }
-
-    fn disjoint(a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> bool {
-        a.is_empty() || b.is_empty() || a.end <= b.start || b.end <= a.start
-    }
-
-    /// Appends up to `src.len()` bytes without growing `dst`: the kernel
-    /// writes only into the room it was given.
-    fn kernel_write(dst: &mut BytesMut, src: &[u8]) {
-        let n = src.len().min(dst.capacity() - dst.len());
-        let before = dst.as_ptr();
-        dst.extend_from_slice(&src[..n]);
-        assert_eq!(dst.as_ptr(), before, "a kernel write never moves memory");
-    }
-
-    /// Applies one operation to the buffer and the model.
-    fn step(b: &mut ReadBuffer, m: &mut Model, op: Op) -> Result<(), TestCaseError> {
-        match op {
-            Op::Read(min, bytes) => {
-                if m.tail.is_none() {
-                    step(b, m, Op::TakeSpare(min))?;
-                    step(b, m, Op::KernelWrite(bytes))?;
-                    step(b, m, Op::PutBack)?;
-                }
-            }
-            Op::TakeSpare(min) => {
-                if m.tail.is_some() {
-                    return Ok(()); // one read in flight at a time
-                }
-                let want = if m.filled.is_empty() {
-                    b.capacity().max(min)
-                } else {
-                    min.max(1)
-                };
-                let tail = b.take_spare(min);
-                prop_assert!(tail.is_empty());
-                prop_assert!(tail.capacity() >= want, "room {} < {want}", tail.capacity());
-                prop_assert_eq!(b.spare(), 0, "the spare part belongs to the read");
-                m.lent.clear();
-                m.tail = Some(tail);
-            }
-            Op::KernelWrite(bytes) => {
-                for t in &mut m.abandoned {
-                    kernel_write(t, &[0xEE; 16]);
-                }
-                if let Some(t) = m.tail.as_mut() {
-                    kernel_write(t, &bytes);
-                }
-            }
-            Op::PutBack => {
-                if let Some(t) = m.tail.take() {
-                    m.filled.extend_from_slice(&t);
-                    b.put_back(t);
-                }
-            }
-            Op::Consume(n) => {
-                b.consume(n);
-                m.filled.drain(..n.min(m.filled.len()));
-                m.lent.clear();
-            }
-            Op::Lend(n) => {
-                let n = n % (m.filled.len() + 1);
-                b.lend(n);
-                m.lent = m.filled.drain(..n).collect();
-            }
-            Op::Settle => {
-                b.settle();
-                m.lent.clear();
-            }
-            Op::Find(delim, max) => {
-                prop_assert_eq!(b.find(delim, max), naive_find(&m.filled, delim, max));
-            }
-            Op::Decode(d) => {
-                let data = b.bytes_mut();
-                prop_assert_eq!(&data[..], &m.filled[..]);
-                m.lent.clear();
-                match d {
-                    Decode::Nothing => {}
-                    Decode::SplitTo(k) => {
-                        let k = k % (data.len() + 1);
-                        let frame = data.split_to(k).freeze();
-                        let expect: Vec<u8> = m.filled.drain(..k).collect();
-                        m.frames.push((frame, expect));
-                    }
-                    Decode::Advance(k) => {
-                        let k = k.min(data.len());
-                        data.advance(k);
-                        m.filled.drain(..k);
-                    }
-                    Decode::Reserve(k) => data.reserve(k),
-                }
-            }
-            Op::Discard => {
-                if let Some(t) = m.tail.take() {
-                    m.abandoned.push(t);
-                }
-                prop_assert_eq!(b.discard(), m.filled.len());
-                m.filled.clear();
-                m.lent.clear();
-            }
-        }
-        check(b, m)
-    }
-
-    /// What must hold after every operation.
-    fn check(b: &ReadBuffer, m: &Model) -> Result<(), TestCaseError> {
-        prop_assert_eq!(b.filled(), &m.filled[..]);
-        prop_assert_eq!(b.lent(), &m.lent[..]);
-        for (frame, expect) in &m.frames {
-            prop_assert_eq!(&frame[..], &expect[..], "a frame handed out changed");
-        }
-        // Memory the kernel may write is never part of the reader's buffer.
-        let own = range(b.filled().as_ptr(), b.filled().len() + b.spare());
-        let lent = range(b.lent().as_ptr(), b.lent().len());
-        for t in m.tail.iter().chain(&m.abandoned) {
-            let kernel = range(t.as_ptr(), t.capacity());
-            prop_assert!(disjoint(&own, &kernel), "read room overlaps the buffer");
-            prop_assert!(disjoint(&lent, &kernel), "read room overlaps a loan");
-            for (frame, _) in &m.frames {
-                let f = range(frame.as_ptr(), frame.len());
-                prop_assert!(disjoint(&f, &kernel), "read room overlaps a frame");
-            }
-        }
-        Ok(())
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-
-        /// Whatever the order of reads, consumes, loans, searches and
-        /// decodes, the buffer holds exactly the model's bytes.
-        #[test]
-        fn matches_the_model(cap in 1usize..32, ops in prop::collection::vec(op(), 1..60)) {
-            let mut b = ReadBuffer::new(cap);
-            let mut m = Model::default();
-            for op in ops {
-                step(&mut b, &mut m, op)?;
-            }
-            if let Some(t) = m.tail.take() {
-                m.filled.extend_from_slice(&t);
-                b.put_back(t);
-            }
-            prop_assert_eq!(b.filled(), &m.filled[..]);
-        }
-    }
-}
+mod proptests;

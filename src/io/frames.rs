@@ -122,7 +122,7 @@ impl<S: ReadSource, D: Decoder> Frames<S, D> {
     /// header parsed before its body arrived counts), so the limit does not
     /// depend on how the stream was cut into reads.
     fn decode(&mut self, eof: bool) -> Result<Option<D::Item>, D::Error> {
-        let buf = self.reader.buf.bytes_mut();
+        let buf = self.reader.buf_mut().bytes_mut();
         let before = buf.len();
         let item = if eof {
             self.decoder.decode_eof(buf)?

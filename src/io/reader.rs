@@ -1,16 +1,24 @@
 //! `BufReader`: the core of reading. Filling, consuming and finding records.
+//!
+//! How the buffer is filled is the reader's fill mode (`reader/fill.rs`):
+//! plain reads into its own buffer (`reader/plain.rs`) or receives into
+//! the runtime's pool (`reader/pooled.rs`). The modes only gather bytes
+//! and say why they stopped; `BufReader::poll_fill_until` alone decides
+//! when an end of stream or an error reaches the caller.
 
+mod fill;
+mod plain;
 mod pooled;
 
-use std::cell::Cell;
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use fill::{Fill, Stop};
+use plain::PlainFill;
+
 use crate::buf::{Found, ReadBuffer};
-use crate::op::{self, CURRENT_POS, Op};
-use crate::source::{ReadSource, advance};
+use crate::source::ReadSource;
 
 /// Default size of one read.
 pub(crate) const DEFAULT_CAPACITY: usize = 64 * 1024;
@@ -49,50 +57,15 @@ pub(crate) const DEFAULT_MAX_RECORD: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct BufReader<S> {
     /// The source; its fd stays open while a read holds it.
-    pub(crate) source: S,
-    /// Filled bytes and room for the next read.
-    pub(crate) buf: ReadBuffer,
-    /// The read in flight into the buffer's spare part, if any.
-    inflight: Option<ReadOp>,
-    /// The last read returned 0 bytes and that end has not been reported yet.
-    eof: bool,
-    /// An error from a read, reported when the caller next needs more bytes.
-    error: Option<io::Error>,
+    source: S,
+    /// The fill mode, which owns the buffer and what is in flight.
+    fill: Fill,
+    /// An end of stream or an error seen and not reported yet: reported
+    /// (and cleared) when the caller next needs more bytes than are
+    /// buffered. While it is set, no new read is started.
+    stop: Option<Stop>,
     /// Longest line or delimited record accepted.
     max_record: usize,
-    /// Asked for the pooled mode, not yet set up (at the first read, where
-    /// the runtime is known).
-    want_pool: bool,
-    /// The pooled mode, when on.
-    pooled: Option<pooled::Pooled>,
-    /// The last receive left bytes waiting in the socket: the next one
-    /// tries at once instead of waiting for readiness first.
-    sock_nonempty: bool,
-}
-
-/// A read into the buffer's spare part: `read` for files, pipes and
-/// terminals; `recv` for sockets, which waits for readiness before its
-/// first try (a socket the reader just drained has nothing yet; measured
-/// 5 to 9 % more round trips per second on one core than `read`), unless
-/// the kernel said the last receive left bytes in the socket.
-#[derive(Debug)]
-enum ReadOp {
-    /// Files, pipes, terminals.
-    Read(Op<op::Read>),
-    /// Sockets.
-    Recv(Op<op::Recv>),
-}
-
-impl Future for ReadOp {
-    /// The result, the buffer, and whether more bytes wait in the socket.
-    type Output = op::RecvOutput;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            ReadOp::Read(op) => Pin::new(op).poll(cx).map(|(res, buf)| (res, buf, false)),
-            ReadOp::Recv(op) => Pin::new(op).poll(cx),
-        }
-    }
 }
 
 impl<S: ReadSource> BufReader<S> {
@@ -104,16 +77,19 @@ impl<S: ReadSource> BufReader<S> {
     /// A reader that reads up to `capacity` bytes at a time. Memory is taken
     /// at the first read.
     pub fn with_capacity(capacity: usize, source: S) -> BufReader<S> {
+        BufReader::with_fill(
+            source,
+            Fill::Plain(PlainFill::new(ReadBuffer::new(capacity))),
+        )
+    }
+
+    /// A reader filled by `fill`.
+    fn with_fill(source: S, fill: Fill) -> BufReader<S> {
         BufReader {
             source,
-            buf: ReadBuffer::new(capacity),
-            inflight: None,
-            eof: false,
-            error: None,
+            fill,
+            stop: None,
             max_record: DEFAULT_MAX_RECORD,
-            want_pool: false,
-            pooled: None,
-            sock_nonempty: false,
         }
     }
 
@@ -153,27 +129,14 @@ impl<S: ReadSource> BufReader<S> {
     /// provided buffer rings or multishot receive, the reader reads the
     /// ordinary way with the default capacity.
     pub fn pooled(source: S) -> BufReader<S> {
-        BufReader {
-            want_pool: true,
-            ..BufReader::new(source)
-        }
+        let buf = ReadBuffer::new(DEFAULT_CAPACITY);
+        BufReader::with_fill(source, Fill::Unresolved(buf))
     }
 
     /// Whether the reader receives into the runtime's pool (known after the
     /// first read; see [`pooled`](BufReader::pooled)).
     pub fn is_pooled(&self) -> bool {
-        self.pooled.is_some()
-    }
-
-    /// Sets up the pooled mode asked for by `pooled`, if it can work here.
-    fn resolve_pool(&mut self) {
-        self.want_pool = false;
-        if !self.source.reads_socket() {
-            return;
-        }
-        if let Some(pool) = crate::driver::current().ok().and_then(|d| d.pool()) {
-            self.pooled = Some(pooled::Pooled::new(pool));
-        }
+        self.fill.is_pooled()
     }
 
     /// Sets the longest line or delimited record, not counting its
@@ -192,12 +155,17 @@ impl<S: ReadSource> BufReader<S> {
 
     /// Size of one read.
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.fill.buf().capacity()
     }
 
     /// The filled, unconsumed bytes (no IO).
     pub fn buffer(&self) -> &[u8] {
-        self.buf.filled()
+        self.fill.buf().filled()
+    }
+
+    /// The buffer, for a decoder to work on.
+    pub(crate) fn buf_mut(&mut self) -> &mut ReadBuffer {
+        self.fill.buf_mut()
     }
 
     /// The source.
@@ -214,9 +182,7 @@ impl<S: ReadSource> BufReader<S> {
     /// cancelled. A file's position is set back to the first unconsumed
     /// byte, so reading the file again continues where the caller stopped.
     pub fn into_inner(mut self) -> S {
-        self.inflight = None;
-        self.pooled = None;
-        let unconsumed = self.buf.discard() as u64;
+        let unconsumed = self.fill.buf_mut().discard() as u64;
         if let Some(pos) = self.source.read_pos() {
             pos.set(pos.get().saturating_sub(unconsumed));
         }
@@ -236,27 +202,18 @@ impl<S: ReadSource> BufReader<S> {
     /// then reported: the next call reads again).
     pub(crate) async fn fill_or_end(&mut self, n: usize) -> io::Result<&[u8]> {
         poll_fn(|cx| self.poll_fill(cx, n)).await?;
-        if self.buf.filled().len() < n {
-            self.eof = false;
-        }
-        Ok(self.buf.filled())
+        Ok(self.buffer())
     }
 
     /// Poll form of [`fill_buf`](BufReader::fill_buf), for `AsyncBufRead`.
     pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         ready!(self.poll_fill(cx, 1))?;
-        if self.buf.filled().is_empty() {
-            self.eof = false;
-        }
-        Poll::Ready(Ok(self.buf.filled()))
+        Poll::Ready(Ok(self.buffer()))
     }
 
     /// Marks `n` bytes of the buffer consumed (at most what is filled).
     pub fn consume(&mut self, n: usize) {
-        self.buf.consume(n);
-        if self.pooled.is_some() {
-            self.buf.release_drained();
-        }
+        self.fill.consume(n);
     }
 
     /// Returns at least `n` contiguous filled bytes, reading as needed, or
@@ -266,17 +223,14 @@ impl<S: ReadSource> BufReader<S> {
     ///
     /// Cancel safety: safe, as [`fill_buf`](BufReader::fill_buf).
     pub async fn fill_at_least(&mut self, n: usize) -> io::Result<&[u8]> {
-        self.fill_or_end(n).await?;
-        if self.buf.filled().len() < n {
+        let have = self.fill_or_end(n).await?.len();
+        if have < n {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "stream ended after {} of {n} bytes",
-                    self.buf.filled().len()
-                ),
+                format!("stream ended after {have} of {n} bytes"),
             ));
         }
-        Ok(self.buf.filled())
+        Ok(self.buffer())
     }
 
     /// Polls until at least `n` bytes are filled, the stream ended, or a
@@ -288,88 +242,43 @@ impl<S: ReadSource> BufReader<S> {
     /// [`poll_fill`](BufReader::poll_fill) for a record search that looks
     /// for `delim` (the pooled mode joins a record spanning buffers only
     /// through it).
+    ///
+    /// The one place where an end of stream or an error is reported: only
+    /// once the buffered bytes cannot satisfy `n`, and then once (after an
+    /// end, the next call reads again).
     fn poll_fill_until(
         &mut self,
         cx: &mut Context<'_>,
         n: usize,
         delim: Option<u8>,
     ) -> Poll<io::Result<()>> {
-        self.buf.settle();
-        if self.want_pool {
-            self.resolve_pool();
-        }
-        if self.pooled.is_some() {
-            return self.poll_fill_pooled(cx, n, delim);
-        }
+        self.fill.buf_mut().settle();
+        self.fill.resolve(&self.source);
         loop {
-            if self.inflight.is_some() && self.poll_inflight(cx).is_pending() {
-                return if self.buf.filled().len() >= n {
-                    Poll::Ready(Ok(()))
-                } else {
-                    Poll::Pending
-                };
-            }
-            let have = self.buf.filled().len();
-            if have >= n {
-                self.read_ahead();
+            self.fill.gather(n, delim);
+            if self.fill.buf().filled().len() >= n {
+                let stopped = self.stop.is_some();
+                let seen = self.fill.read_ahead(cx, &self.source, stopped);
+                self.note(seen);
                 return Poll::Ready(Ok(()));
             }
-            if let Some(e) = self.error.take() {
-                return Poll::Ready(Err(e));
+            match self.stop.take() {
+                Some(Stop::End) => return Poll::Ready(Ok(())),
+                Some(Stop::Failed(e)) => return Poll::Ready(Err(e)),
+                None => {}
             }
-            if self.eof {
-                return Poll::Ready(Ok(()));
-            }
-            self.start_read(n - have);
+            let seen = ready!(self.fill.poll_more(cx, &self.source, n));
+            self.note(seen);
         }
     }
 
-    /// Collects the read in flight if it finished.
-    fn poll_inflight(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(op) = self.inflight.as_mut() else {
-            return Poll::Ready(());
-        };
-        let (res, tail, nonempty) = ready!(Pin::new(op).poll(cx));
-        self.sock_nonempty = nonempty;
-        self.inflight = None;
-        self.buf.put_back(tail);
-        match res {
-            Ok(0) => self.eof = true,
-            Ok(n) => advance(self.source.read_pos(), n),
-            // Interrupted or would-block reads are simply issued again.
-            Err(e) if is_retry(&e) => {}
-            Err(e) => self.error = Some(e),
-        }
-        Poll::Ready(())
-    }
-
-    /// Issues a read of at least `need` bytes (and a worthwhile amount) into
-    /// the spare part of the buffer.
-    fn start_read(&mut self, need: usize) {
-        let want = need.max(self.buf.capacity() / 2);
-        let tail = self.buf.take_spare(want);
-        let fd = self.source.shared_fd().clone();
-        self.inflight = Some(if self.source.reads_socket() {
-            // Wait for readiness first unless the kernel said the last
-            // receive left bytes behind (a bulk stream): then a try at once
-            // succeeds, and a poll first would only add a trip.
-            ReadOp::Recv(Op::submit(if self.sock_nonempty {
-                op::Recv::new(fd, tail)
-            } else {
-                op::Recv::poll_first(fd, tail)
-            }))
-        } else {
-            let pos = self.source.read_pos().map_or(CURRENT_POS, Cell::get);
-            ReadOp::Read(Op::submit(op::Read::new(fd, tail, pos)))
-        });
-    }
-
-    /// Starts a read into the spare part while the caller works on filled
-    /// bytes, if there is room worth reading into.
-    fn read_ahead(&mut self) {
-        let idle = self.inflight.is_none() && !self.eof && self.error.is_none();
-        if idle && self.buf.spare() >= self.buf.capacity() / 2 {
-            self.start_read(1);
+    /// Holds a stop the fill mode saw until it is reported (an error is
+    /// never replaced by an end).
+    fn note(&mut self, seen: Option<Stop>) {
+        if let Some(stop) = seen
+            && !matches!(self.stop, Some(Stop::Failed(_)))
+        {
+            self.stop = Some(stop);
         }
     }
 
@@ -384,21 +293,20 @@ impl<S: ReadSource> BufReader<S> {
         delim: u8,
         line: bool,
     ) -> Poll<io::Result<Option<(usize, usize)>>> {
-        self.buf.settle();
+        self.fill.buf_mut().settle();
         let max = self.max_record + usize::from(line);
         loop {
-            match self.buf.find(delim, max) {
+            match self.fill.buf_mut().find(delim, max) {
                 // Past the maximum only by a line's `\r` (`i <= max` holds).
-                Found::At(i) if i <= self.max_record || self.buf.filled()[i - 1] == b'\r' => {
+                Found::At(i) if i <= self.max_record || self.buffer()[i - 1] == b'\r' => {
                     return Poll::Ready(Ok(Some((i, i + 1))));
                 }
                 Found::At(_) | Found::TooLong => return Poll::Ready(Err(self.too_long())),
                 Found::NeedMore => {}
             }
-            let have = self.buf.filled().len();
+            let have = self.buffer().len();
             ready!(self.poll_fill_until(cx, have + 1, Some(delim)))?;
-            if self.buf.filled().len() == have {
-                self.eof = false;
+            if self.buffer().len() == have {
                 // The last record has no delimiter, so no `\r` allowance.
                 if have > self.max_record {
                     return Poll::Ready(Err(self.too_long()));
@@ -422,10 +330,8 @@ impl<S: ReadSource> BufReader<S> {
     /// Lends out the record found by `poll_record`: `len` bytes, `consume`
     /// bytes consumed at the next call.
     pub(crate) fn lend(&mut self, len: usize, consume: usize) -> &[u8] {
-        self.buf.lend(consume);
-        &self.buf.lent()[..len]
+        let buf = self.fill.buf_mut();
+        buf.lend(consume);
+        &buf.lent()[..len]
     }
 }
-
-/// Interrupted or would-block reads are issued again.
-pub(crate) use crate::error::is_retry;

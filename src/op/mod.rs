@@ -47,7 +47,7 @@ pub(crate) use fsync::Fsync;
 pub(crate) use openat::OpenAt;
 pub(crate) use read::Read;
 pub(crate) use recv::{Recv, RecvOutput};
-pub(crate) use recv_pool::RecvPool;
+pub(crate) use recv_pool::{RecvOutcome, RecvPool};
 pub(crate) use send::Send;
 pub(crate) use sendmsg::SendMsg;
 pub(crate) use shutdown::Shutdown;

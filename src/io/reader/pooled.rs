@@ -1,5 +1,5 @@
-//! The pooled mode of [`BufReader`]: receives land in buffers the kernel
-//! picks from the runtime's pool when data arrives.
+//! The pooled mode of [`BufReader`](super::BufReader): receives land in
+//! buffers the kernel picks from the runtime's pool when data arrives.
 //!
 //! One multishot receive stays armed while the caller wants bytes; each
 //! completion names a pool buffer. Into an empty reader the pool buffer
@@ -18,37 +18,45 @@
 //!
 //! Completions not yet collected queue in the driver, at most
 //! [`PoolConfig::per_reader`](crate::PoolConfig::per_reader) of them: at the
-//! cap the receive is cancelled and armed again only when the caller asks
-//! for more. Running out of buffers (`ENOBUFS`) grows the pool, or waits for
-//! a buffer to come back, and arms again: bytes wait in the socket
-//! meanwhile, so nothing is lost and the connection stays up.
+//! cap the receive is paused and armed again only when the caller asks for
+//! more. Running out of buffers grows the pool, or waits for a buffer to
+//! come back, and arms again: bytes wait in the socket meanwhile, so
+//! nothing is lost and the connection stays up.
 
-use std::io;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::{BufReader, is_retry};
-use crate::driver::{CqeResult, Inbox, Pool, SharedFd};
-use crate::op::{Multishot, RecvPool};
+use bytes::BytesMut;
+
+use super::fill::Stop;
+use crate::buf::{PooledBuffer, ReadBuffer};
+use crate::driver::{Inbox, Pool};
+use crate::op::{Multishot, RecvOutcome, RecvPool};
 use crate::source::ReadSource;
 
-/// A pooled reader's receive.
+/// A pooled reader's buffer and receive.
 #[derive(Debug)]
-pub(crate) struct Pooled {
+pub(super) struct PooledFill {
+    /// The filled bytes, in a pool buffer or the reader's own memory.
+    buf: PooledBuffer,
     /// The runtime's pool.
     pool: Rc<Pool>,
-    /// Buffers received and not yet taken, booked as completions are reaped.
+    /// Buffers received and not yet taken into `buf`, booked as
+    /// completions are reaped (so in the order, and ahead of, the
+    /// completions that report them).
     inbox: Rc<Inbox>,
-    /// The armed receive, if any.
+    /// The armed receive; `None` once it ended (arm again for more).
     recv: Option<Multishot<RecvPool>>,
-    /// The last receive ended for want of buffers: wait for one first.
+    /// The last receive ended for want of buffers: wait for a free one
+    /// before arming again. Only set while `recv` is `None`.
     starved: bool,
 }
 
-impl Pooled {
-    /// The pooled mode over `pool`.
-    pub(crate) fn new(pool: Rc<Pool>) -> Pooled {
-        Pooled {
+impl PooledFill {
+    /// The pooled mode over `pool`, reading into `buf` (empty).
+    pub(super) fn new(buf: ReadBuffer, pool: Rc<Pool>) -> PooledFill {
+        PooledFill {
+            buf: PooledBuffer::new(buf),
             inbox: Rc::new(Inbox::new(pool.clone())),
             pool,
             recv: None,
@@ -56,146 +64,180 @@ impl Pooled {
         }
     }
 
-    /// Arms a receive for what is left of this reader's share: at most
-    /// `per_reader` buffers held in the inbox and in flight together.
-    fn arm(&mut self, fd: SharedFd) {
-        let share = self.pool.config().get_per_reader();
-        let left = share.saturating_sub(self.inbox.len()).max(1);
-        self.recv = Some(Multishot::submit(RecvPool::new(
-            fd,
-            self.inbox.clone(),
-            left,
-        )));
+    /// The buffer.
+    #[inline]
+    pub(super) fn buf(&self) -> &ReadBuffer {
+        &self.buf
     }
 
-    /// Takes in one completion of the receive (its bytes are already in
-    /// the inbox): an end of stream or an error is noted for when the inbox
-    /// is drained; running dry, a cap cancel or a retry only lead to arming
-    /// again.
-    fn settle(&mut self, res: CqeResult, eof: &mut bool, error: &mut Option<io::Error>) {
-        match res.result {
-            // Its bytes are in the inbox.
-            Ok(len) if len > 0 => {}
-            Ok(_) => *eof = true,
-            Err(e) => match e.raw_os_error() {
-                // Out of buffers: grow, or wait for one to come back.
-                Some(libc::ENOBUFS) => self.starved = !self.pool.exhausted(),
-                // Paused at the per-reader cap: arm again when the caller
-                // asks for more.
-                Some(libc::ECANCELED) => {}
-                // A kernel without byte limits on multishot receives: arm
-                // again without one.
-                Some(libc::EINVAL) if self.pool.refuse_limit() => {}
-                _ if is_retry(&e) => {}
-                _ => *error = Some(e),
-            },
+    /// The buffer, mutably.
+    #[inline]
+    pub(super) fn buf_mut(&mut self) -> &mut ReadBuffer {
+        &mut self.buf
+    }
+
+    /// Marks `n` bytes consumed; a drained pool buffer goes back at once.
+    #[inline]
+    pub(super) fn consume(&mut self, n: usize) {
+        self.buf.consume(n);
+    }
+
+    /// Moves received buffers from the inbox into the buffer until it
+    /// holds `n` bytes or the inbox is empty; `delim` is the delimiter a
+    /// record search looks for, if it is one.
+    pub(super) fn gather(&mut self, n: usize, delim: Option<u8>) {
+        loop {
+            self.buf.release_drained();
+            let have = self.buf.filled().len();
+            if have >= n {
+                return;
+            }
+            let Some(chunk) = self.inbox.pop() else {
+                return;
+            };
+            if have == 0 {
+                self.buf.push(chunk, &self.pool);
+            } else {
+                self.join(chunk, n - have, delim);
+            }
+        }
+    }
+
+    /// A record spans buffers: joins only what it needs of `chunk` (through
+    /// the delimiter a record search looks for, or the `need` bytes asked
+    /// for); the rest stays a pool buffer, lent without a copy once the
+    /// joined record is consumed.
+    fn join(&mut self, mut chunk: BytesMut, need: usize, delim: Option<u8>) {
+        let take = record_part(&chunk, need, delim);
+        self.buf.join(&chunk[..take]);
+        if take < chunk.len() {
+            bytes::Buf::advance(&mut chunk, take);
+            self.inbox.push_front(chunk);
+        } else {
+            self.pool.give_back(chunk);
+        }
+    }
+
+    /// Receives more: arms the receive if it is not (after waiting for a
+    /// free buffer if it starved) and takes in its next outcome. Never
+    /// waits while holding a pool buffer (see [`PooledBuffer::unpool`]).
+    pub(super) fn poll_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: &impl ReadSource,
+    ) -> Poll<Option<Stop>> {
+        if self.recv.is_none() {
+            if self.starved {
+                if self.pool.poll_free(cx).is_pending() {
+                    self.buf.unpool();
+                    return Poll::Pending;
+                }
+                self.starved = false;
+            }
+            self.arm(source);
+        }
+        let recv = self.recv.as_mut().expect("armed just above");
+        let Poll::Ready(outcome) = recv.poll_outcome(cx, &self.pool) else {
+            self.buf.unpool();
+            return Poll::Pending;
+        };
+        Poll::Ready(self.settle(outcome))
+    }
+
+    /// While the caller works on filled bytes: takes in outcomes that
+    /// already arrived and, if the receive has ended (its byte limit
+    /// reached), the stream has not `stopped` and the reader holds less
+    /// than its share, arms the next one, so the socket is never left
+    /// without a receive while the caller catches up.
+    pub(super) fn read_ahead(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: &impl ReadSource,
+        stopped: bool,
+    ) -> Option<Stop> {
+        let mut stop = None;
+        while let Some(recv) = self.recv.as_mut() {
+            let Poll::Ready(outcome) = recv.poll_outcome(cx, &self.pool) else {
+                break;
+            };
+            stop = stop.or(self.settle(outcome));
+        }
+        let idle = self.recv.is_none() && !self.starved && !stopped && stop.is_none();
+        if idle && self.inbox.len() < self.pool.config().get_per_reader() {
+            self.arm(source);
+        }
+        stop
+    }
+
+    /// Arms a receive for what is left of this reader's share: at most
+    /// `per_reader` buffers held in the inbox and in flight together.
+    fn arm(&mut self, source: &impl ReadSource) {
+        let share = self.pool.config().get_per_reader();
+        let left = share.saturating_sub(self.inbox.len()).max(1);
+        let fd = source.shared_fd().clone();
+        let recv = RecvPool::new(fd, self.inbox.clone(), left);
+        self.recv = Some(Multishot::submit(recv));
+    }
+
+    /// Takes in one outcome of the receive (its bytes are already in the
+    /// inbox): the receive is over unless it brought data; an end or an
+    /// error is returned, to be reported once the inbox is drained.
+    fn settle(&mut self, outcome: RecvOutcome) -> Option<Stop> {
+        if !matches!(outcome, RecvOutcome::Data) {
+            self.recv = None;
+        }
+        match outcome {
+            RecvOutcome::Data | RecvOutcome::Paused => None,
+            RecvOutcome::Starved => {
+                self.starved = true;
+                None
+            }
+            RecvOutcome::End => Some(Stop::End),
+            RecvOutcome::Failed(e) => Some(Stop::Failed(e)),
         }
     }
 }
 
-impl<S: ReadSource> BufReader<S> {
-    /// `poll_fill` of the pooled mode: at least `n` bytes, the end of the
-    /// stream, or an error; `delim` is the delimiter a record search looks
-    /// for, if it is one.
-    pub(super) fn poll_fill_pooled(
-        &mut self,
-        cx: &mut Context<'_>,
-        n: usize,
-        delim: Option<u8>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            self.buf.release_drained();
-            if self.buf.filled().len() >= n {
-                self.read_ahead_pooled(cx);
-                return Poll::Ready(Ok(()));
-            }
-            let Some(p) = self.pooled.as_mut() else {
-                unreachable!("poll_fill_pooled without the pooled mode")
-            };
-            // Completions book their buffers into the inbox when reaped, so
-            // bytes are there before (and in the order of) the completions
-            // that report them, and before any end or error after them.
-            if let Some(mut chunk) = p.inbox.pop() {
-                let have = self.buf.filled().len();
-                if have == 0 {
-                    self.buf.push_pooled(chunk, &p.pool);
-                    continue;
-                }
-                // A record spans buffers: join only what it needs of this
-                // one (through the delimiter a record search looks for, or
-                // the bytes asked for); the rest stays a pool buffer, lent
-                // without a copy once the joined record is consumed.
-                let want = match delim {
-                    Some(d) => memchr::memchr(d, &chunk).map_or(chunk.len(), |i| i + 1),
-                    None => chunk.len(),
-                };
-                let take = want.max((n - have).min(chunk.len()));
-                self.buf.join(&chunk[..take]);
-                if take < chunk.len() {
-                    bytes::Buf::advance(&mut chunk, take);
-                    p.inbox.push_front(chunk);
-                } else {
-                    p.pool.give_back(chunk);
-                }
-                continue;
-            }
-            if let Some(e) = self.error.take() {
-                return Poll::Ready(Err(e));
-            }
-            if self.eof {
-                return Poll::Ready(Ok(()));
-            }
-            if p.recv.is_none() {
-                if p.starved {
-                    if p.pool.poll_free(cx).is_pending() {
-                        self.buf.unpool();
-                        return Poll::Pending;
-                    }
-                    p.starved = false;
-                }
-                p.arm(self.source.shared_fd().clone());
-            }
-            let recv = p.recv.as_mut().expect("armed just above");
-            let Poll::Ready(next) = recv.poll_next(cx) else {
-                // Never wait while holding a pool buffer (see `unpool`).
-                self.buf.unpool();
-                return Poll::Pending;
-            };
-            let Some((res, last)) = next else {
-                p.recv = None;
-                continue;
-            };
-            if last {
-                p.recv = None;
-            }
-            p.settle(res, &mut self.eof, &mut self.error);
-        }
+/// How much of `chunk`, the next received buffer, a record spanning into
+/// it takes: through `delim` if a record search looks for one (all of it
+/// without one), else all of it; and at least the `need` bytes asked for,
+/// as far as the chunk has them.
+fn record_part(chunk: &[u8], need: usize, delim: Option<u8>) -> usize {
+    let want = match delim {
+        Some(d) => memchr::memchr(d, chunk).map_or(chunk.len(), |i| i + 1),
+        None => chunk.len(),
+    };
+    want.max(need.min(chunk.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_part;
+
+    #[test]
+    fn a_spanning_record_takes_through_its_delimiter() {
+        assert_eq!(
+            record_part(
+                b"ab
+cd
+",
+                1,
+                Some(b'\n')
+            ),
+            3
+        );
+        assert_eq!(record_part(b"abcd", 1, Some(b'\n')), 4, "no delimiter: all");
+        assert_eq!(record_part(b"\nabc", 1, Some(b'\n')), 1);
     }
 
-    /// Read-ahead of the pooled mode, while the caller works on filled
-    /// bytes: takes in completions that already arrived and, if the receive
-    /// has ended (its byte limit reached) and the reader holds less than
-    /// its share, arms the next one, so the socket is never left without a
-    /// receive while the caller catches up.
-    fn read_ahead_pooled(&mut self, cx: &mut Context<'_>) {
-        let Some(p) = self.pooled.as_mut() else {
-            return;
-        };
-        while let Some(recv) = p.recv.as_mut() {
-            match recv.poll_next(cx) {
-                Poll::Pending => break,
-                Poll::Ready(None) => p.recv = None,
-                Poll::Ready(Some((res, last))) => {
-                    if last {
-                        p.recv = None;
-                    }
-                    p.settle(res, &mut self.eof, &mut self.error);
-                }
-            }
-        }
-        let idle = p.recv.is_none() && !p.starved && !self.eof && self.error.is_none();
-        if idle && p.inbox.len() < p.pool.config().get_per_reader() {
-            p.arm(self.source.shared_fd().clone());
-        }
+    #[test]
+    fn a_byte_count_takes_what_is_asked_or_all() {
+        assert_eq!(record_part(b"abcdef", 2, None), 6, "no delimiter: all");
+        assert_eq!(
+            record_part(b"a\nbcdef", 4, Some(b'\n')),
+            4,
+            "at least `need`"
+        );
+        assert_eq!(record_part(b"a\nb", 9, Some(b'\n')), 3, "at most the chunk");
     }
 }

@@ -1,0 +1,230 @@
+//! A writer's buffer and its operations in flight, apart from the sink
+//! (so a writer dropped with bytes left can keep draining them from the
+//! background).
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::buf::WriteBuffer;
+use crate::op::{self, CURRENT_POS, Op};
+use crate::source::{advance, sealed};
+
+/// The buffer and the operations in flight, apart from the sink.
+#[derive(Debug)]
+pub(crate) struct WriteState {
+    /// Bytes accepted and not yet written.
+    buf: WriteBuffer,
+    /// The vectored write in flight; it owns its segments.
+    inflight: Option<WriteOp>,
+    /// A shutdown of the write direction in flight.
+    shutdown: Option<Op<op::Shutdown>>,
+}
+
+/// A vectored write: `writev` for files and pipes, `sendmsg` (no SIGPIPE)
+/// for sockets.
+#[derive(Debug)]
+enum WriteOp {
+    /// Files, pipes, terminals.
+    Writev(Op<op::Writev>),
+    /// Sockets.
+    SendMsg(Op<op::SendMsg>),
+}
+
+impl Future for WriteOp {
+    type Output = (io::Result<usize>, Vec<Bytes>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            WriteOp::Writev(op) => Pin::new(op).poll(cx),
+            WriteOp::SendMsg(op) => Pin::new(op).poll(cx),
+        }
+    }
+}
+
+impl WriteState {
+    /// An empty state accepting `capacity` bytes.
+    pub(crate) fn new(capacity: usize) -> WriteState {
+        WriteState {
+            buf: WriteBuffer::new(capacity),
+            inflight: None,
+            shutdown: None,
+        }
+    }
+
+    /// Nothing is buffered or in flight.
+    pub(super) fn is_idle(&self) -> bool {
+        self.buf.is_empty() && self.inflight.is_none()
+    }
+
+    /// Hands everything buffered to the kernel, if no write is in flight.
+    fn start_write(&mut self, sink: &impl sealed::Write) {
+        if self.inflight.is_some() || self.buf.is_empty() {
+            return;
+        }
+        let segs = self.buf.take_segments(op::MAX_SEGMENTS);
+        let fd = sink.shared_fd().clone();
+        self.inflight = Some(if sink.is_socket() {
+            WriteOp::SendMsg(Op::submit(op::SendMsg::new(fd, segs)))
+        } else {
+            let pos = sink.write_pos().map_or(CURRENT_POS, Cell::get);
+            WriteOp::Writev(Op::submit(op::Writev::new(fd, segs, pos)))
+        });
+    }
+
+    /// Waits for the write in flight, if any, and books its result.
+    fn poll_inflight(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+    ) -> Poll<io::Result<()>> {
+        let Some(op) = self.inflight.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let (res, segs) = ready!(Pin::new(op).poll(cx));
+        self.inflight = None;
+        match res {
+            Ok(0) if segs.iter().any(|s| !s.is_empty()) => {
+                let total = segs.iter().map(|s| s.len()).sum();
+                self.buf.restore(segs);
+                Poll::Ready(Err(crate::error::write_zero(0, total)))
+            }
+            Ok(n) => {
+                advance(sink.write_pos(), n);
+                self.buf.written(segs, n);
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => {
+                // Nothing of this operation was written: keep it all.
+                self.buf.restore(segs);
+                if crate::error::is_retry(&e) {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Ready(Err(e))
+                }
+            }
+        }
+    }
+
+    /// Copies in what fits of `src`, waiting only when the buffer is full.
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+        src: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, sink, |buf| buf.accept(src))
+    }
+
+    /// Copies in what fits of `bufs`, in order.
+    pub(crate) fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, sink, |buf| {
+            let mut n = 0;
+            for b in bufs {
+                let k = buf.accept(b);
+                n += k;
+                if k < b.len() {
+                    break;
+                }
+            }
+            n
+        })
+    }
+
+    /// Copies in all of `src` at once as soon as there is any room.
+    pub(crate) fn poll_write_all(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+        src: &[u8],
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_with(cx, sink, |buf| {
+            buf.extend(src);
+            src.len()
+        }))?;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Waits until there is room, then runs `copy` (which must not fail)
+    /// and starts a write once the capacity is filled.
+    fn poll_write_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+        copy: impl FnOnce(&mut WriteBuffer) -> usize,
+    ) -> Poll<io::Result<usize>> {
+        // Book a finished write without waiting for one.
+        if self.inflight.is_some()
+            && let Poll::Ready(res) = self.poll_inflight(cx, sink)
+        {
+            res?;
+        }
+        while self.buf.room() == 0 {
+            self.start_write(sink);
+            ready!(self.poll_inflight(cx, sink))?;
+        }
+        let n = copy(&mut self.buf);
+        if self.buf.len() >= self.buf.capacity() {
+            self.start_write(sink);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes everything buffered.
+    pub(crate) fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+    ) -> Poll<io::Result<()>> {
+        while !self.is_idle() {
+            self.start_write(sink);
+            ready!(self.poll_inflight(cx, sink))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Flushes, then shuts the write direction of a socket.
+    pub(crate) fn poll_shutdown(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_flush(cx, sink))?;
+        if !sink.is_socket() {
+            return Poll::Ready(Ok(()));
+        }
+        let op = self.shutdown.get_or_insert_with(|| {
+            Op::submit(op::Shutdown::new(sink.shared_fd().clone(), libc::SHUT_WR))
+        });
+        let res = ready!(Pin::new(op).poll(cx));
+        self.shutdown = None;
+        Poll::Ready(res)
+    }
+
+    /// Bytes accepted and not yet handed to the kernel.
+    pub(crate) fn buffer(&self) -> &[u8] {
+        self.buf.unsent()
+    }
+
+    /// Bytes accepted before `write` waits.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Cancels the operations in flight and takes every byte not known to
+    /// be written, in order.
+    pub(super) fn take_all(&mut self) -> BytesMut {
+        self.inflight = None;
+        self.shutdown = None;
+        self.buf.take_all()
+    }
+}
