@@ -49,10 +49,10 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use conns::Connection;
 pub use error::{FailureCause, LaunchError, WorkerFailure};
 pub use listen::Listen;
 pub use remote::RemoteHandle;
-pub use conns::Connection;
 pub use server::{Running, Server};
 pub use shutdown::{Begun, ShutdownToken};
 pub use stats::WorkerStats;
