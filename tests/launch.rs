@@ -99,10 +99,9 @@ fn graceful_shutdown_lets_open_connections_finish_their_reply() {
             "end of stream after the reply"
         );
     }
-    let finished = || running.stats().iter().map(|s| s.finished).sum::<u64>();
-    assert!(eventually(|| finished() == 10), "{:?}", running.stats());
-    let stats = running.stats();
-    running.join().unwrap();
+    let stats = running.join().unwrap();
+    let finished: u64 = stats.iter().map(|s| s.finished).sum();
+    assert_eq!(finished, 10, "{stats:?}");
     assert!(stats.iter().all(|s| s.cancelled == 0), "{stats:?}");
     // A new connection is refused: the listeners are closed.
     assert!(std::net::TcpStream::connect(addr).is_err());

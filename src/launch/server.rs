@@ -311,10 +311,10 @@ impl Running {
     }
 
     /// Waits until every worker has ended (after shutdown, or failing) and
-    /// the acceptor and signal threads with them. `Err` names each worker
-    /// that panicked or failed; an acceptor failure is reported as one more
-    /// worker, index `n`.
-    pub fn join(self) -> Result<(), LaunchError> {
+    /// the acceptor and signal threads with them; returns the workers' final
+    /// counters. `Err` names each worker that panicked or failed; an
+    /// acceptor failure is reported as one more worker, index `n`.
+    pub fn join(self) -> Result<Vec<WorkerStats>, LaunchError> {
         let shutdown = self.shutdown_token().clone();
         let n = self.workers.len();
         let name = self
@@ -343,10 +343,9 @@ impl Running {
         if let Some(signals) = self.signals {
             let _ = signals.join();
         }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(LaunchError::new(failures))
+        if !failures.is_empty() {
+            return Err(LaunchError::new(failures));
         }
+        Ok(self.counters.iter().map(|c| c.snapshot()).collect())
     }
 }

@@ -2,7 +2,6 @@
 //! clients, fd accounting.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,27 +15,25 @@ pub const REPLY_LIMIT: Duration = Duration::from_secs(10);
 
 /// Replies `"{worker}:{line}"` to each line until the peer closes or
 /// shutdown begins; on shutdown it finishes with `"bye"`.
-pub fn line_handler(stream: TcpStream, conn: Connection) -> impl Future<Output = io::Result<()>> {
-    async move {
-        let mut stream = BufStream::new(stream);
-        loop {
-            let next = conn.shutdown().run_until_begun(stream.next_line()).await;
-            let reply = match next {
-                None => "bye".to_string(),
-                Some(line) => match line? {
-                    None => break,
-                    Some(line) => format!("{}:{}", conn.worker(), String::from_utf8_lossy(line)),
-                },
-            };
-            stream.write_all(reply.as_bytes()).await?;
-            stream.write_all(b"\n").await?;
-            stream.flush().await?;
-            if reply == "bye" {
-                break;
-            }
+pub async fn line_handler(stream: TcpStream, conn: Connection) -> io::Result<()> {
+    let mut stream = BufStream::new(stream);
+    loop {
+        let next = conn.shutdown().run_until_begun(stream.next_line()).await;
+        let reply = match next {
+            None => "bye".to_string(),
+            Some(line) => match line? {
+                None => break,
+                Some(line) => format!("{}:{}", conn.worker(), String::from_utf8_lossy(line)),
+            },
+        };
+        stream.write_all(reply.as_bytes()).await?;
+        stream.write_all(b"\n").await?;
+        stream.flush().await?;
+        if reply == "bye" {
+            break;
         }
-        stream.shutdown().await
     }
+    stream.shutdown().await
 }
 
 /// A server on 127.0.0.1, port 0, `workers` workers, no signal handlers.
