@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::channel::{self, Receiver};
 use super::conns::{Connection, Connections, Setup};
 use super::listen::{self, Acceptor, Dispatch, Listen};
+use super::signal::{SIGINT, SIGTERM, Signals};
 use super::stats::{Counters, WorkerStats};
 use super::{FailureCause, LaunchError, Launcher, ShutdownToken, Worker, WorkerFailure, Workers};
 use crate::net::TcpStream;
@@ -114,16 +115,26 @@ impl Server {
         let per_worker = self.listen == Listen::ReusePort;
         let mut listeners = listen::bind(self.addr, if per_worker { n } else { 1 }, per_worker)?;
         let local_addr = listeners[0].local_addr()?;
+        // Installed before anything can answer a client: a SIGTERM sent as
+        // soon as the server replied must find the handler, not the default.
+        let signals = self
+            .signals
+            .then(|| Signals::new(&[SIGTERM, SIGINT]))
+            .transpose()?;
         let counters: Vec<Arc<Counters>> = (0..n).map(|_| Arc::default()).collect();
         let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| channel::channel()).unzip();
-        let slots = receivers.into_iter().enumerate().map(|(i, streams)| {
-            let listener = per_worker.then(|| listeners.pop()).flatten();
-            Mutex::new(Some(Slot {
-                listener,
-                streams,
-                counters: counters[i].clone(),
-            }))
-        });
+        let slots = receivers
+            .into_iter()
+            .zip(&counters)
+            .map(|(streams, counters)| {
+                let listener = per_worker.then(|| listeners.pop()).flatten();
+                let counters = counters.clone();
+                Mutex::new(Some(Slot {
+                    listener,
+                    streams,
+                    counters,
+                }))
+            });
         let plan = Arc::new(Plan {
             slots: slots.collect(),
             handler: Arc::new(handler),
@@ -139,23 +150,12 @@ impl Server {
             counters: counters.clone(),
             cap: self.cap,
         };
-        let acceptor = listeners.pop().map(|listener| {
-            let counters = Arc::default();
-            let acceptor = Acceptor {
-                listener,
-                dispatch: dispatch.clone(),
-                shutdown: shutdown.clone(),
-                counters,
-            };
-            listen::spawn_acceptor(
-                acceptor,
-                &self.launcher.runtime,
-                format!("{}-acceptor", self.launcher.name),
-            )
-        });
-        let signals = self
-            .signals
-            .then(|| super::signal::watch(shutdown.clone(), &self.launcher.runtime))
+        let acceptor = listeners
+            .pop()
+            .map(|listener| self.start_acceptor(listener, &dispatch, &shutdown));
+        let runtime = &self.launcher.runtime;
+        let signals = signals
+            .map(|s| super::signal::watch(s, shutdown, runtime))
             .transpose()?;
         Ok(Running {
             workers,
@@ -165,6 +165,23 @@ impl Server {
             acceptor: acceptor.transpose()?,
             signals,
         })
+    }
+
+    /// Starts the acceptor thread on `listener` ([`Listen::Acceptor`]).
+    fn start_acceptor(
+        &self,
+        listener: std::net::TcpListener,
+        dispatch: &Dispatch,
+        shutdown: &ShutdownToken,
+    ) -> io::Result<JoinHandle<io::Result<()>>> {
+        let acceptor = Acceptor {
+            listener,
+            dispatch: dispatch.clone(),
+            shutdown: shutdown.clone(),
+            counters: Arc::default(),
+        };
+        let name = format!("{}-acceptor", self.launcher.name);
+        listen::spawn_acceptor(acceptor, &self.launcher.runtime, name)
     }
 }
 

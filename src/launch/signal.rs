@@ -134,11 +134,13 @@ impl Drop for Signals {
     }
 }
 
-/// Installs SIGTERM and SIGINT handlers now and starts a thread (with a
-/// small runtime) that begins `shutdown` at the first of them, or ends once
-/// shutdown began otherwise.
-pub(crate) fn watch(shutdown: ShutdownToken, builder: &Builder) -> io::Result<JoinHandle<()>> {
-    let mut signals = Signals::new(&[SIGTERM, SIGINT])?;
+/// Starts a thread (with a small runtime) that begins `shutdown` at the
+/// first of `signals`, or ends once shutdown began otherwise.
+pub(crate) fn watch(
+    mut signals: Signals,
+    shutdown: ShutdownToken,
+    builder: &Builder,
+) -> io::Result<JoinHandle<()>> {
     let mut builder = builder.clone();
     builder.entries(8);
     std::thread::Builder::new()
