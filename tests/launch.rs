@@ -9,7 +9,7 @@ mod launch_support;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use launch_support::{Client, eventually, fd_count, line_handler, server, settle_fds};
+use launch_support::{Client, eventually, fd_count, join_within, line_handler, server, settle_fds};
 use uring_bufio::launch::{Connection, Listen};
 use uring_bufio::net::TcpStream;
 
@@ -136,7 +136,7 @@ fn deadline_cancels_connections_that_do_not_finish() {
     let began = Instant::now();
     running.shutdown();
     let counters = running.workers().len();
-    running.join().unwrap();
+    join_within(running, Duration::from_secs(5));
     assert!(
         began.elapsed() < Duration::from_secs(3),
         "{:?}",

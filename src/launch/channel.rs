@@ -155,7 +155,9 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
             tx2.send(7).unwrap();
         });
-        assert_eq!(rt.block_on(rx.recv()), 7);
+        let limit = std::time::Duration::from_secs(5);
+        let got = rt.block_on(crate::time::timeout(limit, rx.recv()));
+        assert_eq!(got.ok(), Some(7), "the send did not wake the receiver");
         t.join().unwrap();
         drop(rx);
         assert!(tx.is_closed());

@@ -190,6 +190,14 @@ mod tests {
         let t = std::thread::spawn(move || handle.join());
         std::thread::sleep(std::time::Duration::from_millis(20));
         drop(completer);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !t.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the joiner was never told"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert!(t.join().unwrap().unwrap_err().is_cancelled());
     }
 

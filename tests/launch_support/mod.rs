@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use uring_bufio::io::BufStream;
-use uring_bufio::launch::{Connection, Launcher, Server};
+use uring_bufio::launch::{Connection, Launcher, Running, Server, WorkerStats};
 use uring_bufio::net::TcpStream;
 
 /// Longest a client waits for a reply: only a hang reaches it.
@@ -121,4 +121,14 @@ pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     cond()
+}
+
+/// Joins `running`, failing the test if that takes longer than `limit`.
+pub fn join_within(running: Running, limit: Duration) -> Vec<WorkerStats> {
+    let (done, joined) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(running.join()));
+    match joined.recv_timeout(limit) {
+        Ok(result) => result.expect("the server failed"),
+        Err(_) => panic!("the server did not stop within {limit:?}"),
+    }
 }
