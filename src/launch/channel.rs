@@ -155,9 +155,15 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
             tx2.send(7).unwrap();
         });
+        let began = std::time::Instant::now();
         let limit = std::time::Duration::from_secs(5);
         let got = rt.block_on(crate::time::timeout(limit, rx.recv()));
-        assert_eq!(got.ok(), Some(7), "the send did not wake the receiver");
+        assert_eq!(got.ok(), Some(7));
+        let waited = began.elapsed();
+        assert!(
+            waited < limit / 2,
+            "the send did not wake the receiver ({waited:?})"
+        );
         t.join().unwrap();
         drop(rx);
         assert!(tx.is_closed());

@@ -149,11 +149,22 @@ impl Drop for Begun {
 mod tests {
     use super::*;
 
-    /// Dropped waiters leave the list; `begin` wakes the rest.
+    /// Counts its wakes.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Dropped waiters leave the list; `begin` wakes the rest, once.
     #[test]
     fn dropped_waiters_leave_and_begin_wakes_the_rest() {
         let token = ShutdownToken::new();
-        let mut cx = Context::from_waker(Waker::noop());
+        let counting = Arc::new(Counting(Default::default()));
+        let waker = Waker::from(counting.clone());
+        let mut cx = Context::from_waker(&waker);
         let mut a = token.begun();
         let mut b = token.begun();
         assert!(Pin::new(&mut a).poll(&mut cx).is_pending());
@@ -163,6 +174,12 @@ mod tests {
         drop(b);
         assert_eq!(token.inner.waiters().wakers.len(), 1);
         token.begin();
+        token.begin();
+        assert_eq!(
+            counting.0.load(Ordering::SeqCst),
+            1,
+            "one waiter left, woken once"
+        );
         assert!(token.inner.waiters().wakers.is_empty());
         assert!(Pin::new(&mut a).poll(&mut cx).is_ready());
         assert!(Pin::new(&mut token.begun()).poll(&mut cx).is_ready());
