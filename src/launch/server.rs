@@ -26,8 +26,9 @@ use crate::net::TcpStream;
 /// let running = Server::new("127.0.0.1:8080".parse().unwrap()).serve(|stream, conn| async move {
 ///     let mut stream = BufStream::new(stream);
 ///     // Reply to each line until the peer closes or shutdown begins.
-///     while let Some(Some(line)) = conn.shutdown().run_until_begun(stream.next_line()).await {
-///         let reply = line?.to_ascii_uppercase();
+///     while let Some(line) = conn.shutdown().run_until_begun(stream.next_line()).await {
+///         let Some(line) = line? else { break };
+///         let reply = line.to_ascii_uppercase();
 ///         stream.write_all(&reply).await?;
 ///         stream.write_all(b"\n").await?;
 ///         stream.flush().await?;
