@@ -203,3 +203,22 @@ fn accepted_std_streams_are_handed_to_workers() {
     assert_eq!(client.line().unwrap().as_deref(), Some("bye"));
     running.join().unwrap();
 }
+
+/// Signals raised in this process reach `Signals::recv` on our runtime, in
+/// order, also when they arrived before anybody waited.
+#[test]
+fn signals_are_received_on_the_runtime() {
+    use uring_bufio::launch::signal::{SIGUSR1, SIGUSR2, Signals};
+    let mut signals = Signals::new(&[SIGUSR1, SIGUSR2]).unwrap();
+    // SAFETY: raise(3) only delivers the signal, whose handler was installed above.
+    unsafe {
+        libc::raise(SIGUSR2);
+        libc::raise(SIGUSR1);
+    }
+    let rt = uring_bufio::Runtime::new().unwrap();
+    let limit = std::time::Duration::from_secs(5);
+    let got = rt.block_on(uring_bufio::time::timeout(limit, async {
+        Ok::<_, io::Error>((signals.recv().await?, signals.recv().await?))
+    }));
+    assert_eq!(got.unwrap().unwrap(), (SIGUSR2, SIGUSR1));
+}

@@ -124,20 +124,10 @@ impl Server {
             .transpose()?;
         let counters: Vec<Arc<Counters>> = (0..n).map(|_| Arc::default()).collect();
         let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| channel::channel()).unzip();
-        let slots = receivers
-            .into_iter()
-            .zip(&counters)
-            .map(|(streams, counters)| {
-                let listener = per_worker.then(|| listeners.pop()).flatten();
-                let counters = counters.clone();
-                Mutex::new(Some(Slot {
-                    listener,
-                    streams,
-                    counters,
-                }))
-            });
+        let own = per_worker.then(|| std::mem::take(&mut listeners));
+        let slots = slots(receivers, &counters, own);
         let plan = Arc::new(Plan {
-            slots: slots.collect(),
+            slots,
             handler: Arc::new(handler),
             cap: self.cap,
             grace: self.grace,
@@ -206,6 +196,28 @@ struct Slot {
     streams: Receiver<std::net::TcpStream>,
     /// Its counters.
     counters: Arc<Counters>,
+}
+
+/// Each worker's part: its inbox, its counters and, with `own`
+/// listeners (one per worker), its listener.
+fn slots(
+    receivers: Vec<Receiver<std::net::TcpStream>>,
+    counters: &[Arc<Counters>],
+    own: Option<Vec<std::net::TcpListener>>,
+) -> Vec<Mutex<Option<Slot>>> {
+    let mut own = own.map(Vec::into_iter);
+    let parts = receivers.into_iter().zip(counters);
+    parts
+        .map(|(streams, counters)| {
+            let listener = own.as_mut().and_then(Iterator::next);
+            let counters = counters.clone();
+            Mutex::new(Some(Slot {
+                listener,
+                streams,
+                counters,
+            }))
+        })
+        .collect()
 }
 
 /// A worker's main future: accept (or receive) connections until shutdown
