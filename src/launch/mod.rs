@@ -147,7 +147,14 @@ impl Launcher {
                 builder: &self.runtime,
                 shutdown: shutdown.clone(),
             };
-            threads.push(worker::spawn(how, main.clone())?);
+            match worker::spawn(how, main.clone()) {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    // The workers already started must not wait forever.
+                    shutdown.begin();
+                    return Err(e);
+                }
+            }
         }
         Ok(Workers {
             threads,
