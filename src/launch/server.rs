@@ -143,17 +143,24 @@ impl Server {
         };
         let acceptor = listeners
             .pop()
-            .map(|listener| self.start_acceptor(listener, &dispatch, &shutdown));
+            .map(|listener| self.start_acceptor(listener, &dispatch, &shutdown))
+            .transpose();
         let runtime = &self.launcher.runtime;
-        let signals = signals
-            .map(|s| super::signal::watch(s, shutdown, runtime))
-            .transpose()?;
+        let watcher = signals.map(|s| super::signal::watch(s, shutdown.clone(), runtime));
+        let (acceptor, signals) = match (acceptor, watcher.transpose()) {
+            (Ok(acceptor), Ok(signals)) => (acceptor, signals),
+            (Err(e), _) | (_, Err(e)) => {
+                // The workers (and a started acceptor) must not wait forever.
+                shutdown.begin();
+                return Err(e);
+            }
+        };
         Ok(Running {
             workers,
             local_addr,
             dispatch,
             counters,
-            acceptor: acceptor.transpose()?,
+            acceptor,
             signals,
         })
     }
