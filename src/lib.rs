@@ -75,6 +75,7 @@ mod rt;
 
 pub mod fs;
 pub mod io;
+pub mod launch;
 pub mod net;
 mod source;
 pub mod stdio;

@@ -156,6 +156,25 @@ impl TcpStream {
         }
     }
 
+    /// Gives the socket back as a std stream, to hand it to another thread
+    /// (a stream with operations in flight belongs to its runtime and must
+    /// not move). A stream just accepted or connected has none.
+    ///
+    /// # Errors
+    /// `WouldBlock` while an operation is still in flight on the socket
+    /// (a dropped read the kernel has not returned yet); the stream is then
+    /// dropped, and its socket closes once the kernel is done with it.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let raw = self.fd.into_raw().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "an operation is still in flight on this stream",
+            )
+        })?;
+        // SAFETY: `into_raw` gave up the fd: nothing else owns or closes it.
+        Ok(unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+    }
+
     /// Sets `TCP_NODELAY` (send small segments at once, no Nagle delay).
     ///
     /// ```
