@@ -264,7 +264,10 @@ fn unix_burst_accepted_by_one_and_many_tasks() {
 /// some waiting tasks aborted first.
 #[test]
 fn waiting_tasks_each_get_one_connection() {
+    // The probe runtime's fds must be gone before another test of this file
+    // counts fds, so it lives under the lock too.
     let single_shot_in_kernel = {
+        let _lock = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let rt = Runtime::new().expect("runtime");
         rt.driver() == DriverKind::IoUring && !rt.has(Capability::MultishotAccept)
     };
