@@ -21,6 +21,9 @@
 //!   connections, receives land in buffers the kernel picks from a pool
 //!   the runtime shares ([`PoolConfig`], [`Builder::pool`]) only when data
 //!   arrives, so an idle reader holds no buffer memory.
+//! * `hosted` (feature `hosted`): the same streams inside a tokio
+//!   current-thread runtime and `LocalSet`, driven by tokio's reactor
+//!   (`hosted::start`, `hosted::attach`).
 //! * Sources: [`fs::File`], [`net`] (TCP and Unix sockets, split halves),
 //!   [`stdio`]. Their raw IO passes owned buffers in and out.
 //!
@@ -74,6 +77,8 @@ mod op;
 mod rt;
 
 pub mod fs;
+#[cfg(feature = "hosted")]
+pub mod hosted;
 pub mod io;
 pub mod launch;
 pub mod net;

@@ -52,6 +52,18 @@ pub(crate) trait Backend: std::any::Any {
     fn stop_wake(&mut self);
     /// An fd readable while completions wait.
     fn completion_fd(&mut self) -> io::Result<RawFd>;
+    /// The completion fd for a host that watches it edge-triggered (tokio):
+    /// each new completion makes a new edge, so the backend need not reset
+    /// the fd at every reap (io_uring then saves a `read` per turn).
+    fn host_fd(&mut self) -> io::Result<RawFd> {
+        self.completion_fd()
+    }
+    /// Something waits for the next turn to reach the kernel: queued
+    /// submission entries, or (io_uring) completions the kernel holds until
+    /// it is entered. A host turns again before it lets its thread sleep.
+    fn queued(&mut self) -> bool {
+        false
+    }
     /// Registers a provided buffer ring of `entries` at `addr` as group
     /// `bgid` with `IOU_PBUF_RING_*` `flags` (io_uring only).
     fn register_buf_ring(

@@ -283,6 +283,41 @@ impl Epoll {
             self.armed_for = next;
         }
     }
+
+    /// One `epoll_wait` of up to `ms` milliseconds (-1: no limit), handling
+    /// what it reports; returns whether it filled the whole event buffer.
+    fn wait_once(&mut self, table: &mut Table, ms: i32) -> io::Result<bool> {
+        self.events.clear();
+        let cap = self.events.capacity() as i32;
+        // SAFETY: `events` has room for `cap` entries, which the kernel
+        // fills; `set_len` below covers only what it reported.
+        let n =
+            unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), cap, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            // A signal ends the wait early: a normal, empty turn.
+            return if retry_of(&e) == Retry::Now {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: the kernel initialised the first `n` events.
+        unsafe { self.events.set_len(n as usize) };
+        for i in 0..self.events.len() {
+            let (key, ev) = (self.events[i].u64, self.events[i].events);
+            if key == WAKE_TAG {
+                drain_eventfd(self.wake_fd);
+            } else if key == TIMER_TAG {
+                // Reading resets the expiration count; `expire` runs below.
+                drain_eventfd(self.timer_fd.as_raw_fd());
+                self.armed_for = None;
+            } else {
+                self.wake(table, key as RawFd, ev);
+            }
+        }
+        Ok(n == cap)
+    }
 }
 
 impl Backend for Epoll {
@@ -327,34 +362,12 @@ impl Backend for Epoll {
         let ms = limit.map_or(-1, |d| {
             d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
         });
-        self.events.clear();
-        let cap = self.events.capacity() as i32;
-        // SAFETY: `events` has room for `cap` entries, which the kernel
-        // fills; `set_len` below covers only what it reported.
-        let n =
-            unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), cap, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            // A signal ends the wait early: a normal, empty turn.
-            return if retry_of(&e) == Retry::Now {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        // SAFETY: the kernel initialised the first `n` events.
-        unsafe { self.events.set_len(n as usize) };
-        for i in 0..self.events.len() {
-            let (key, ev) = (self.events[i].u64, self.events[i].events);
-            if key == WAKE_TAG {
-                drain_eventfd(self.wake_fd);
-            } else if key == TIMER_TAG {
-                // Reading resets the expiration count; `expire` runs below.
-                drain_eventfd(self.timer_fd.as_raw_fd());
-                self.armed_for = None;
-            } else {
-                self.wake(table, key as RawFd, ev);
-            }
+        // A full batch may leave events behind: fetch them at once, since a
+        // host watching the epoll fd edge-triggered gets no new edge for
+        // events that were ready before.
+        let mut ms = ms;
+        while self.wait_once(table, ms)? {
+            ms = 0;
         }
         self.expire(table);
         Ok(())

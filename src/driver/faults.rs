@@ -252,6 +252,12 @@ impl Backend for Faulty {
     fn completion_fd(&mut self) -> io::Result<RawFd> {
         self.inner.completion_fd()
     }
+    fn host_fd(&mut self) -> io::Result<RawFd> {
+        self.inner.host_fd()
+    }
+    fn queued(&mut self) -> bool {
+        self.inner.queued()
+    }
     fn register_buf_ring(
         &mut self,
         addr: u64,

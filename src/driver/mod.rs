@@ -50,6 +50,7 @@
 mod backend;
 mod caps;
 mod completion;
+mod coop;
 mod epoll;
 pub(crate) mod eventfd;
 #[cfg(test)]
@@ -57,21 +58,23 @@ pub(crate) mod fake;
 #[cfg(feature = "fault-injection")]
 pub(crate) mod faults;
 mod fd;
+pub(crate) mod host;
 mod pool;
+mod pool_slot;
 mod probe;
+mod shutdown;
 mod table;
 #[cfg(test)]
 mod tests;
 mod uring;
 
-use eventfd::drain as drain_eventfd;
+use eventfd::{EventFd, drain as drain_eventfd};
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
-use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backend::Backend;
 pub use backend::Kind;
@@ -83,7 +86,11 @@ pub(crate) use fd::SharedFd;
 pub(crate) use pool::{Inbox, Mode as PoolMode, Pool};
 pub use pool::{PoolConfig, PoolStats};
 pub(crate) use table::{OpId, Owned, Released};
+#[cfg(feature = "hosted")]
+pub(crate) use host::DriverTask;
+pub(crate) use shutdown::SHUTDOWN_LIMIT;
 
+use pool_slot::PoolSlot;
 use table::Table;
 
 /// Settings a runtime passes down when it builds its driver.
@@ -107,6 +114,13 @@ pub(crate) struct Driver {
     /// What the backend can do, minus what was switched off; fixed from
     /// start, so asking needs no borrow.
     caps: Caps,
+    /// The hosted driver task's link (idle on our own runtime).
+    pub(crate) host: host::Link,
+    /// [`shutdown`](Driver::shutdown) ran: dropping does not run it again.
+    shut: Cell<bool>,
+    /// The wake-up eventfd, when the driver owns it (hosted: no scheduler
+    /// owns one). Declared after `inner`: closed after the backend.
+    wake: Option<EventFd>,
 }
 
 /// Mutable driver state.
@@ -119,17 +133,6 @@ struct Inner {
     pool_config: PoolConfig,
     /// The receive buffer pool, built when a pooled reader first asks.
     pool: PoolSlot,
-}
-
-/// The runtime's receive buffer pool, or why there is none.
-enum PoolSlot {
-    /// No pooled reader asked yet.
-    NotBuilt,
-    /// The kernel cannot pick buffers, or registering the ring failed:
-    /// pooled readers read the ordinary way.
-    Unavailable,
-    /// Built, shared by every pooled reader of the runtime.
-    Built(Rc<Pool>),
 }
 
 impl std::fmt::Debug for Driver {
@@ -186,12 +189,21 @@ impl Driver {
                 pool_config,
                 pool: PoolSlot::NotBuilt,
             }),
+            host: host::Link::default(),
+            shut: Cell::new(false),
+            wake: None,
         }
     }
 
     /// Which backend runs.
     pub(crate) fn kind(&self) -> Kind {
         self.inner.borrow().backend.kind()
+    }
+
+    /// Entries in the table (in flight, or completed and not collected).
+    #[cfg_attr(not(feature = "hosted"), allow(dead_code))]
+    pub(crate) fn live(&self) -> usize {
+        self.inner.borrow().table.live()
     }
 
     /// Whether this runtime's kernel interface has `cap` (decided when
@@ -206,69 +218,23 @@ impl Driver {
         self.inner.borrow_mut().backend.completion_fd()
     }
 
-    /// The runtime's receive buffer pool, built at the first call: a
-    /// provided buffer ring on io_uring (where the kernel has them, with
-    /// multishot receive), a user-space list on epoll. `None` where
-    /// io_uring lacks them: pooled readers then read the ordinary way.
-    pub(crate) fn pool(&self) -> Option<Rc<Pool>> {
-        let mut inner = self.inner.borrow_mut();
-        if let PoolSlot::NotBuilt = inner.pool {
-            inner.pool = match self.build_pool(&mut inner) {
-                Some(pool) => PoolSlot::Built(Rc::new(pool)),
-                None => PoolSlot::Unavailable,
-            };
-        }
-        match &inner.pool {
-            PoolSlot::Built(pool) => Some(pool.clone()),
-            PoolSlot::NotBuilt | PoolSlot::Unavailable => None,
-        }
+    /// The completion fd for a host watching it edge-triggered (tokio).
+    #[cfg_attr(not(feature = "hosted"), allow(dead_code))]
+    pub(crate) fn host_fd(&self) -> io::Result<RawFd> {
+        self.inner.borrow_mut().backend.host_fd()
     }
 
-    /// Builds the pool the backend and its capabilities allow, if any.
-    fn build_pool(&self, inner: &mut Inner) -> Option<Pool> {
-        let config = inner.pool_config;
-        if inner.backend.kind() == Kind::Epoll {
-            return Some(Pool::user(config));
-        }
-        let mode = self.kernel_pool_mode(&config)?;
-        let flags = match mode {
-            PoolMode::Incremental => io_uring::types::IOU_PBUF_RING_INC as u16,
-            PoolMode::Bundles | PoolMode::Plain => 0,
-        };
-        let backend = &mut inner.backend;
-        let pool = Pool::kernel(config, POOL_GROUP, mode, |addr, entries| {
-            backend.register_buf_ring(addr, entries, POOL_GROUP, flags)
-        })
-        .ok()?;
-        if !self.has(Cap::RecvLimit) {
-            // Receives then never carry a byte limit; the cap rests on
-            // cancelling a receive whose queue passes it.
-            pool.refuse_limit();
-        }
-        Some(pool)
+    /// Something waits for the next turn to reach the kernel.
+    #[cfg_attr(not(feature = "hosted"), allow(dead_code))]
+    pub(crate) fn queued(&self) -> bool {
+        self.inner.borrow_mut().backend.queued()
     }
 
-    /// How a kernel pool would hand out buffers, or `None` if the kernel
-    /// cannot pick buffers for multishot receives.
-    fn kernel_pool_mode(&self, config: &PoolConfig) -> Option<PoolMode> {
-        if !(self.has(Cap::BufRing) && self.has(Cap::MultishotRecv)) {
-            return None;
-        }
-        Some(if config.get_incremental() && self.has(Cap::BufRingInc) {
-            PoolMode::Incremental
-        } else if config.get_bundles() && self.has(Cap::RecvBundle) {
-            PoolMode::Bundles
-        } else {
-            PoolMode::Plain
-        })
-    }
-
-    /// Counters of the buffer pool, if it was built.
-    pub(crate) fn pool_stats(&self) -> Option<PoolStats> {
-        match &self.inner.borrow().pool {
-            PoolSlot::Built(pool) => Some(pool.stats()),
-            PoolSlot::NotBuilt | PoolSlot::Unavailable => None,
-        }
+    /// Gives the driver the wake-up eventfd to own (hosted: no scheduler
+    /// does); it is closed after the backend.
+    #[cfg_attr(not(feature = "hosted"), allow(dead_code))]
+    pub(crate) fn own_wake_fd(&mut self, wake: EventFd) {
+        self.wake = Some(wake);
     }
 
     /// Takes ownership of `data` and hands the operation to the backend.
@@ -289,6 +255,11 @@ impl Driver {
         }
         let id = table.insert(backend.adopt(data), multishot);
         backend.submit(table, id);
+        let flush = self.host.wants_flush() && backend.queued();
+        drop(inner);
+        if flush {
+            self.host.ask_flush();
+        }
         Ok(id)
     }
 
@@ -299,18 +270,38 @@ impl Driver {
     }
 
     /// Polls a single-shot entry.
+    /// Hosted, collecting a completion spends a unit of tokio's budget
+    /// (see `coop.rs`).
     pub(crate) fn poll_op(
         &self,
         id: OpId,
         cx: &mut Context<'_>,
     ) -> Poll<(Box<dyn Owned>, CqeResult)> {
-        self.inner.borrow_mut().table.poll(id, cx)
+        self.budgeted(cx, |table, cx| table.poll(id, cx))
     }
 
     /// Polls a multishot entry for its next completion; `true` with it
     /// means it was the last and the entry is gone.
     pub(crate) fn poll_multishot(&self, id: OpId, cx: &mut Context<'_>) -> Poll<(CqeResult, bool)> {
-        self.inner.borrow_mut().table.poll_multishot(id, cx)
+        self.budgeted(cx, |table, cx| table.poll_multishot(id, cx))
+    }
+
+    /// Runs `poll` on the table; hosted, only with budget left, which a
+    /// ready result spends.
+    fn budgeted<R>(
+        &self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Table, &mut Context<'_>) -> Poll<R>,
+    ) -> Poll<R> {
+        if !self.host.is_hosted() {
+            return poll(&mut self.inner.borrow_mut().table, cx);
+        }
+        let proceed = std::task::ready!(coop::poll_proceed(cx));
+        let res = poll(&mut self.inner.borrow_mut().table, cx);
+        if res.is_ready() {
+            proceed.made_progress();
+        }
+        res
     }
 
     /// The future waiting on `id` went away. If the kernel still owns the
@@ -322,6 +313,11 @@ impl Driver {
             && cancel
         {
             backend.cancel(table, id);
+            let flush = self.host.wants_flush() && backend.queued();
+            drop(inner);
+            if flush {
+                self.host.ask_flush();
+            }
         }
     }
 
@@ -332,50 +328,7 @@ impl Driver {
         let Inner { backend, table, .. } = &mut *inner;
         backend.turn(table, wait, timeout)
     }
-
-    /// Cancels everything in flight and waits (up to `limit`) for the kernel
-    /// to give it all back. Entries still in flight after that are leaked,
-    /// never freed: the kernel may still write them.
-    pub(crate) fn shutdown(&self, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        let mut inner = self.inner.borrow_mut();
-        let Inner { backend, table, .. } = &mut *inner;
-        table.drop_finished();
-        for id in table.in_flight() {
-            backend.cancel(table, id);
-        }
-        backend.stop_wake();
-        while table.live() > 0 || backend.busy() {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            let _ = backend.turn(table, true, Some(deadline - now));
-            table.drop_finished();
-        }
-        let pool = match std::mem::replace(&mut inner.pool, PoolSlot::Unavailable) {
-            PoolSlot::Built(pool) => Some(pool),
-            PoolSlot::NotBuilt | PoolSlot::Unavailable => None,
-        };
-        let Inner { backend, table, .. } = &mut *inner;
-        if table.live() > 0 || backend.busy() {
-            if let Some(pool) = pool {
-                pool.leak();
-            }
-            table.leak_remaining()
-        } else {
-            // Nothing in flight can pick a buffer any more.
-            if let Some(pool) = pool {
-                backend.unregister_buf_ring(pool.bgid());
-                pool.close();
-            }
-            0
-        }
-    }
 }
-
-/// The buffer group id of the runtime's pool.
-const POOL_GROUP: u16 = 0;
 
 /// The driver of the runtime current on this thread (see `rt::context`).
 pub(crate) use crate::rt::context::current_driver as current;

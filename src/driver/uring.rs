@@ -28,6 +28,9 @@ pub(super) struct Uring {
     /// deferred work is queued; registered the first time another event loop
     /// asks for something to watch (it costs a little per completion).
     notify: Option<EventFd>,
+    /// Reset `notify` at each reap; not when a host watches it
+    /// edge-triggered (every completion then makes a new edge by itself).
+    drain_notify: bool,
     /// Async cancels sent whose completion has not arrived yet.
     cancels_in_flight: usize,
     /// A poll on the wake-up eventfd is in flight.
@@ -54,6 +57,7 @@ impl Uring {
             ring,
             probe,
             notify: None,
+            drain_notify: true,
             cancels_in_flight: 0,
             wake_armed: false,
             wake_wanted: true,
@@ -130,7 +134,9 @@ impl Uring {
 
     /// Moves every available completion into the table.
     fn reap(&mut self, table: &mut Table) {
-        if let Some(fd) = &self.notify {
+        if let Some(fd) = &self.notify
+            && self.drain_notify
+        {
             fd.drain();
         }
         loop {
@@ -297,6 +303,17 @@ impl Backend for Uring {
         let raw = fd.as_raw_fd();
         self.notify = Some(fd);
         Ok(raw)
+    }
+
+    fn host_fd(&mut self) -> io::Result<RawFd> {
+        let fd = self.completion_fd()?;
+        self.drain_notify = false;
+        Ok(fd)
+    }
+
+    fn queued(&mut self) -> bool {
+        let sq = self.ring.submission();
+        !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
     }
 }
 

@@ -77,6 +77,13 @@ pub(crate) fn current_driver() -> io::Result<Rc<Driver>> {
         .ok_or_else(|| io::Error::other("no uring-bufio runtime is running on this thread"))
 }
 
+/// The driver current on this thread, if a host (tokio) drives it.
+pub(crate) fn hosted_driver() -> Option<Rc<Driver>> {
+    current()
+        .map(|h| h.driver)
+        .filter(|d| d.host.is_hosted())
+}
+
 /// Whether the driver current on this thread has `cap` (`false` without
 /// one), without cloning the handle (every socket read-ahead asks this).
 pub(crate) fn driver_has(cap: Cap) -> bool {

@@ -25,10 +25,6 @@ use sched::{MAIN, Scheduler};
 pub(crate) use task::spawn_lingering;
 pub use task::{JoinError, JoinHandle, spawn};
 
-/// How long dropping a runtime waits for the kernel to return cancelled
-/// operations before it leaks (never frees) what is left.
-const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
-
 /// A single-threaded io_uring runtime.
 ///
 /// ```
@@ -130,6 +126,18 @@ impl Builder {
         self
     }
 
+    /// Starts the driver these settings describe, woken through `wake_fd`.
+    pub(crate) fn driver_for(&self, wake_fd: RawFd) -> io::Result<Driver> {
+        let config = Config {
+            entries: self.entries,
+            kind: self.chosen_driver()?,
+            #[cfg(feature = "fault-injection")]
+            faults: self.faults.clone(),
+            pool: self.pool,
+        };
+        Driver::new(&config, wake_fd)
+    }
+
     /// The backend asked for in code or in the environment.
     fn chosen_driver(&self) -> io::Result<Option<DriverKind>> {
         if self.driver.is_some() {
@@ -154,22 +162,11 @@ impl Builder {
     /// tests) turns single capabilities off; an unknown name in it is an
     /// `InvalidInput` error.
     pub fn build(&self) -> io::Result<Runtime> {
-        let kind = self.chosen_driver()?;
         let wake = EventFd::new()?;
-        let wake_fd = wake.as_raw_fd();
+        let driver = Rc::new(self.driver_for(wake.as_raw_fd())?);
         // The scheduler owns the eventfd from here on (closed with it, after
         // the driver that watches it).
         let sched = Rc::new(Scheduler::new(wake));
-        let driver = Rc::new(Driver::new(
-            &Config {
-                entries: self.entries,
-                kind,
-                #[cfg(feature = "fault-injection")]
-                faults: self.faults.clone(),
-                pool: self.pool,
-            },
-            wake_fd,
-        )?);
         Ok(Runtime {
             driver,
             sched,
@@ -316,12 +313,6 @@ impl Drop for Runtime {
         });
         // Dropping tasks releases their operations (abandoned, cancelled).
         self.sched.close();
-        let leaked = self.driver.shutdown(SHUTDOWN_LIMIT);
-        if leaked > 0 {
-            eprintln!(
-                "uring-bufio: {leaked} operations did not complete within {SHUTDOWN_LIMIT:?} of \
-                 shutdown; their memory is leaked rather than freed while the kernel may use it"
-            );
-        }
+        self.driver.shutdown_and_report();
     }
 }

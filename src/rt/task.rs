@@ -11,8 +11,11 @@ use std::task::{Context, Poll, Waker};
 
 /// Spawns a task on the current runtime. The future need not be `Send`.
 ///
+/// Hosted on tokio ([`crate::hosted`]), the task is spawned with
+/// `tokio::task::spawn_local` on the host's `LocalSet`.
+///
 /// # Panics
-/// Outside a runtime (`Runtime::block_on`).
+/// Outside a runtime (`Runtime::block_on`), or hosted, outside a `LocalSet`.
 ///
 /// ```
 /// # uring_bufio::Runtime::new().unwrap().block_on(async {
@@ -42,6 +45,12 @@ where
         future: Some(Box::pin(future)),
         state: state.clone(),
     };
+    // Hosted on tokio: a task of the caller's `LocalSet`.
+    #[cfg(feature = "hosted")]
+    if !super::context::has_sched() && super::context::hosted_driver().is_some() {
+        tokio::task::spawn_local(task);
+        return Some(JoinHandle { state });
+    }
     super::context::with_sched(|s| s.spawn(Box::pin(task)))??;
     Some(JoinHandle { state })
 }
@@ -249,6 +258,12 @@ pub(crate) fn spawn_lingering<F: Future<Output = ()> + 'static>(future: F) -> bo
         fn drop(&mut self) {
             super::context::with_sched(|s| s.add_lingering(-1));
         }
+    }
+    if !super::context::has_sched()
+        && let Some(driver) = super::context::hosted_driver()
+    {
+        // Hosted: the driver task polls it (it outlives the user's tasks).
+        return driver.host.linger(Box::pin(future));
     }
     if super::context::with_sched(|s| s.add_lingering(1)).is_none() {
         return false;
