@@ -17,6 +17,14 @@ use uring_bufio::fs::File;
 use uring_bufio::io::{BufReader, BufStream, BufWriter};
 use uring_bufio::net::{TcpListener, UnixStream};
 
+/// Lets the driver task run until it has nothing to do, so that the next
+/// entry queued must wake it (its first poll would otherwise submit it).
+async fn idle_driver_task() {
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// One read submitted while nothing else runs (no other task, no timer:
 /// the runtime has no time driver) completes: its entry reached the kernel
 /// before tokio parked the thread. The peer writes only after a while, so
@@ -33,6 +41,7 @@ fn single_read_with_nothing_else_running_completes() {
             peer
         });
         let got = h.block_on(async move {
+            idle_driver_task().await;
             let (n, buf) = ours.read(BytesMut::with_capacity(16)).await;
             Ok(buf[..n?].to_vec())
         });
@@ -52,6 +61,7 @@ fn single_read_of_ready_data_completes() {
         peer.write_all(b"ready").unwrap();
         let ours = UnixStream::from_std(ours);
         let got = h.block_on(async move {
+            idle_driver_task().await;
             let (n, buf) = ours.read(BytesMut::with_capacity(16)).await;
             Ok(buf[..n?].to_vec())
         });
