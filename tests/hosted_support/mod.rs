@@ -129,3 +129,59 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
 pub fn on_epoll() -> bool {
     std::env::var("URING_BUFIO_DRIVER").is_ok_and(|v| v.trim().eq_ignore_ascii_case("epoll"))
 }
+
+/// Polls `f` at most `k` times, going back to tokio in between, and drops
+/// it inside the `k`-th poll if it is still pending; its output if it
+/// finished within `k` polls.
+pub async fn poll_k_then_drop<F: Future>(f: F, k: usize) -> Option<F::Output> {
+    let mut slot = Some(Box::pin(f));
+    let mut polls = 0;
+    std::future::poll_fn(move |cx| {
+        let fut = slot.as_mut().expect("polled after it returned");
+        polls += 1;
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(cx) {
+            slot = None;
+            return std::task::Poll::Ready(Some(out));
+        }
+        if polls >= k {
+            slot = None;
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Ready after `n` trips through tokio's scheduler.
+pub async fn yields(n: usize) {
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs one attempt of `f` under the canceller of round `round`: dropped
+/// after `k` polls (k cycling 1..=8), by `tokio::time::timeout` with a
+/// short deadline, or by `select!` losing to a branch ready after a few
+/// scheduler trips. `None`: it was dropped.
+pub async fn attempt<F: Future>(f: F, round: usize) -> Option<F::Output> {
+    match round % 3 {
+        0 => poll_k_then_drop(f, 1 + (round / 3) % 8).await,
+        1 => {
+            let deadline = Duration::from_micros((round as u64 * 37) % 300);
+            tokio::time::timeout(deadline, f).await.ok()
+        }
+        _ => {
+            tokio::select! {
+                biased;
+                out = f => Some(out),
+                _ = yields(round % 4) => None,
+            }
+        }
+    }
+}
+
+/// A payload of `len` bytes in a pattern that shows loss, duplication and
+/// reordering.
+pub fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+}
