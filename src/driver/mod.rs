@@ -150,14 +150,10 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
-    /// Starts the chosen backend (or io_uring, falling back to epoll),
-    /// without the capabilities [`CAPS_OFF_ENV`] names. `wake_fd` is an
-    /// eventfd other threads write to wake the runtime.
-    pub(crate) fn new(config: &Config, wake_fd: RawFd) -> io::Result<Driver> {
-        Driver::start(config, wake_fd, Caps::switched_off()?)
-    }
-
-    /// [`Driver::new`] with the capabilities in `off` switched off.
+    /// Starts the chosen backend (or io_uring, falling back to epoll)
+    /// without the capabilities in `off` (those [`CAPS_OFF_ENV`] names, and
+    /// what the caller adds). `wake_fd` is an eventfd other threads write
+    /// to wake the runtime.
     pub(crate) fn start(config: &Config, wake_fd: RawFd, off: Caps) -> io::Result<Driver> {
         let defer = !off.has(Cap::DeferTaskrun);
         let uring = || uring::Uring::new(config.entries, wake_fd, defer);

@@ -169,7 +169,7 @@ impl Builder {
             ));
         }
         let wake = EventFd::new()?;
-        let mut driver = self.driver_for(std::os::fd::AsRawFd::as_raw_fd(&wake))?;
+        let mut driver = self.driver_for(std::os::fd::AsRawFd::as_raw_fd(&wake), true)?;
         driver.own_wake_fd(wake);
         let driver = Rc::new(driver);
         let task = DriverTask::new(driver.clone())?;

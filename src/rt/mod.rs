@@ -19,7 +19,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::driver::eventfd::EventFd;
-use crate::driver::{Cap, Config, Driver, Kind as DriverKind, PoolConfig, PoolStats};
+use crate::driver::{Cap, Caps, Config, Driver, Kind as DriverKind, PoolConfig, PoolStats};
 use sched::{MAIN, Scheduler};
 
 pub(crate) use task::spawn_lingering;
@@ -126,8 +126,9 @@ impl Builder {
         self
     }
 
-    /// Starts the driver these settings describe, woken through `wake_fd`.
-    pub(crate) fn driver_for(&self, wake_fd: RawFd) -> io::Result<Driver> {
+    /// Starts the driver these settings describe, woken through `wake_fd`;
+    /// `hosted`: for a host's event loop (see `hosted` and `docs/hosted.md`).
+    pub(crate) fn driver_for(&self, wake_fd: RawFd, hosted: bool) -> io::Result<Driver> {
         let config = Config {
             entries: self.entries,
             kind: self.chosen_driver()?,
@@ -135,7 +136,15 @@ impl Builder {
             faults: self.faults.clone(),
             pool: self.pool,
         };
-        Driver::new(&config, wake_fd)
+        let mut off = Caps::switched_off()?;
+        if hosted {
+            // Deferred task-run keeps completions until the thread enters
+            // the ring with GETEVENTS; hosted, it sleeps in tokio's
+            // epoll_wait instead, and the kernel's eventfd notice of
+            // deferred work came 13-20 ms late (docs/hosted.md).
+            off = off.with(Cap::DeferTaskrun, true);
+        }
+        Driver::start(&config, wake_fd, off)
     }
 
     /// The backend asked for in code or in the environment.
@@ -163,7 +172,7 @@ impl Builder {
     /// `InvalidInput` error.
     pub fn build(&self) -> io::Result<Runtime> {
         let wake = EventFd::new()?;
-        let driver = Rc::new(self.driver_for(wake.as_raw_fd())?);
+        let driver = Rc::new(self.driver_for(wake.as_raw_fd(), false)?);
         // The scheduler owns the eventfd from here on (closed with it, after
         // the driver that watches it).
         let sched = Rc::new(Scheduler::new(wake));
