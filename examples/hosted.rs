@@ -6,6 +6,11 @@
 //! cargo run --example hosted --features hosted
 //! URING_BUFIO_DRIVER=epoll cargo run --example hosted --features hosted
 //! ```
+//!
+//! With `--serve MODE` it instead prints a port and echoes the lines of one
+//! connection until it closes, the server of `scripts/hosted-syscalls.sh`:
+//! MODE `hosted` (our stream in tokio), `ours` (our runtime) or `tokio`
+//! (tokio's own stream).
 
 use std::io;
 use std::time::Duration;
@@ -18,6 +23,17 @@ use uring_bufio::net::TcpListener;
 const LINES: usize = 1000;
 
 fn main() -> io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, mode] = &args[..]
+        && flag == "--serve"
+    {
+        return serve(mode);
+    }
+    demo()
+}
+
+/// The demo: server, ticker and client in one process.
+fn demo() -> io::Result<()> {
     let (echoed, ticks) = uring_bufio::hosted::start(async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
@@ -66,4 +82,50 @@ fn main() -> io::Result<()> {
     })??;
     println!("echoed {echoed} lines through uring-bufio hosted on tokio; the tokio timer ticked {ticks} times meanwhile");
     Ok(())
+}
+
+/// Echoes the lines of one connection on 127.0.0.1 (the port goes to
+/// stdout) with our stream hosted on tokio, on our runtime, or with tokio's.
+fn serve(mode: &str) -> io::Result<()> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    println!("{}", listener.local_addr()?.port());
+    match mode {
+        "hosted" => uring_bufio::hosted::start(echo_ours(listener))?,
+        "ours" => uring_bufio::Runtime::new()?.block_on(echo_ours(listener)),
+        "tokio" => tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?
+            .block_on(echo_tokio(listener)),
+        other => Err(io::Error::other(format!("unknown mode {other:?}"))),
+    }
+}
+
+/// One connection echoed with our `BufStream`.
+async fn echo_ours(listener: std::net::TcpListener) -> io::Result<()> {
+    let (socket, _) = TcpListener::from_std(listener).accept().await?;
+    socket.set_nodelay(true)?;
+    let mut stream = BufStream::new(socket);
+    while let Some(line) = stream.next_line().await? {
+        let reply = [line, b"\n"].concat();
+        stream.write_all(&reply).await?;
+        stream.flush().await?;
+    }
+    stream.shutdown().await
+}
+
+/// One connection echoed with tokio's `BufStream`.
+async fn echo_tokio(listener: std::net::TcpListener) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let (socket, _) = tokio::net::TcpListener::from_std(listener)?.accept().await?;
+    socket.set_nodelay(true)?;
+    let mut stream = tokio::io::BufStream::new(socket);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stream.read_until(b'\n', &mut line).await? == 0 {
+            return stream.shutdown().await;
+        }
+        stream.write_all(&line).await?;
+        stream.flush().await?;
+    }
 }
