@@ -21,6 +21,8 @@ mod measure;
 mod net;
 #[path = "compare/ours.rs"]
 mod ours;
+#[path = "compare/peer_hosted.rs"]
+mod peer_hosted;
 #[path = "compare/peer_monoio.rs"]
 mod peer_monoio;
 #[path = "compare/peer_std.rs"]
@@ -52,6 +54,8 @@ pub enum Contender {
     /// (multishot receive into the runtime's provided buffer ring; socket
     /// workloads only).
     Pool,
+    /// uring-bufio on io_uring hosted on tokio (`--features hosted`).
+    Hosted,
     /// tokio, current-thread runtime.
     Tokio,
     /// monoio, io_uring.
@@ -63,11 +67,12 @@ pub enum Contender {
 }
 
 /// Every contender, in table order.
-pub const ALL: [Contender; 8] = [
+pub const ALL: [Contender; 9] = [
     Contender::Uring,
     Contender::Epoll,
     Contender::Frames,
     Contender::Pool,
+    Contender::Hosted,
     Contender::Tokio,
     Contender::Monoio,
     Contender::Std,
@@ -82,6 +87,7 @@ impl Contender {
             Contender::Epoll => "epoll",
             Contender::Frames => "frames",
             Contender::Pool => "pool",
+            Contender::Hosted => "hosted",
             Contender::Tokio => "tokio",
             Contender::Monoio => "monoio",
             Contender::Std => "std",
@@ -152,8 +158,9 @@ compare: uring-bufio against tokio, monoio, std and cat
   --codec-bytes SIZE bytes of lines in the codec workload (default 256M)
   --cap SIZE         buffer size of every reader and writer (default 64K)
   --only LIST        workloads: scan,pingpong,pipeline,bulk,codec
-  --contenders LIST  uring,epoll,frames,pool,tokio,monoio,std,cat
-                     (pool: pooled readers, socket workloads only)
+  --contenders LIST  uring,epoll,frames,pool,hosted,tokio,monoio,std,cat
+                     (pool: pooled readers, socket workloads only;
+                     hosted: needs --features hosted)
   --filter TEXT      only cases whose name contains TEXT
   --csv PATH         CSV output (default <target dir>/compare.csv)
 SIZE takes K, M, G suffixes (powers of 1024).";

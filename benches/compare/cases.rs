@@ -10,7 +10,9 @@ use crate::measure::{count_syscalls, quantile_us};
 use crate::net::{NetCase, Placement, Reply, run_pair};
 use uring_bufio::PoolConfig;
 
-use crate::{Contender, Metric, Params, metric, ours, peer_monoio, peer_std, peer_tokio, scan};
+use crate::{
+    Contender, Metric, Params, metric, ours, peer_hosted, peer_monoio, peer_std, peer_tokio, scan,
+};
 
 /// One run of one contender.
 type RunFn = Box<dyn Fn(Contender) -> io::Result<Vec<Metric>>>;
@@ -216,12 +218,14 @@ fn run_net(c: Contender, placement: Placement, case: &NetCase) -> io::Result<Vec
         case.conns,
         move |l| match c {
             Contender::Tokio => peer_tokio::serve(l, &sc),
+            Contender::Hosted => peer_hosted::serve(l, &sc),
             Contender::Monoio => peer_monoio::serve(l, &sc),
             Contender::Std => peer_std::serve(l, &sc),
             c => ours::serve(mode(c, pool), l, &sc),
         },
         move |a| match c {
             Contender::Tokio => peer_tokio::client(a, &cc),
+            Contender::Hosted => peer_hosted::client(a, &cc),
             Contender::Monoio => peer_monoio::client(a, &cc),
             Contender::Std => peer_std::client(a, &cc),
             c => ours::client(mode(c, pool), a, &cc),
@@ -250,6 +254,9 @@ fn net_contenders(conns: usize) -> Vec<Contender> {
     ];
     if conns == 1 {
         v.push(Contender::Std);
+    }
+    if peer_hosted::available() {
+        v.push(Contender::Hosted);
     }
     v
 }
@@ -409,6 +416,7 @@ fn codec_case(p: &Params) -> Case {
             1,
             move |l| match c {
                 Contender::Tokio => peer_tokio::codec_recv(l, cap),
+                Contender::Hosted => peer_hosted::codec_recv(l, cap),
                 Contender::Frames => ours::codec_recv(mode(c, pool), l, cap, false),
                 c => ours::codec_recv(mode(c, pool), l, cap, true),
             },
@@ -433,13 +441,17 @@ fn codec_case(p: &Params) -> Case {
         workload: "codec",
         name: format!("{CODEC_LINE} B lines, {} MiB", p.codec_bytes >> 20),
         placement: Placement::DiffCores.name(),
-        contenders: vec![
+        contenders: [
             Contender::Uring,
             Contender::Epoll,
             Contender::Frames,
             Contender::Pool,
             Contender::Tokio,
-        ],
+            Contender::Hosted,
+        ]
+        .into_iter()
+        .filter(|&c| c != Contender::Hosted || peer_hosted::available())
+        .collect(),
         run: Box::new(run),
         prepare: None,
         files: Vec::new(),

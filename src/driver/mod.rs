@@ -88,6 +88,7 @@ pub use pool::{PoolConfig, PoolStats};
 pub(crate) use table::{OpId, Owned, Released};
 #[cfg(feature = "hosted")]
 pub(crate) use host::DriverTask;
+#[cfg(feature = "hosted")]
 pub(crate) use shutdown::SHUTDOWN_LIMIT;
 
 use pool_slot::PoolSlot;
