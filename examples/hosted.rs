@@ -80,7 +80,9 @@ fn demo() -> io::Result<()> {
         let ticks = ticker.await.map_err(io::Error::other)?;
         Ok::<_, io::Error>((echoed, ticks))
     })??;
-    println!("echoed {echoed} lines through uring-bufio hosted on tokio; the tokio timer ticked {ticks} times meanwhile");
+    println!(
+        "echoed {echoed} lines through uring-bufio hosted on tokio; the tokio timer ticked {ticks} times meanwhile"
+    );
     Ok(())
 }
 
@@ -116,7 +118,9 @@ async fn echo_ours(listener: std::net::TcpListener) -> io::Result<()> {
 /// One connection echoed with tokio's `BufStream`.
 async fn echo_tokio(listener: std::net::TcpListener) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    let (socket, _) = tokio::net::TcpListener::from_std(listener)?.accept().await?;
+    let (socket, _) = tokio::net::TcpListener::from_std(listener)?
+        .accept()
+        .await?;
     socket.set_nodelay(true)?;
     let mut stream = tokio::io::BufStream::new(socket);
     let mut line = Vec::new();

@@ -80,7 +80,7 @@ async fn trickle(mut peer: tokio::net::TcpStream, data: Vec<u8>) -> io::Result<(
         peer.write_all(&data[sent..sent + n]).await?;
         sent += n;
         i += 1;
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         } else {
             yields(i % 3).await;
@@ -124,13 +124,20 @@ fn fill_buf_dropped_at_every_poll_point_loses_nothing() {
             }
             // Mostly all (the next call then waits for the peer), now and
             // then a part.
-            let n = if round % 4 == 0 { buf.len().min(200) } else { buf.len() };
+            let n = if round.is_multiple_of(4) {
+                buf.len().min(200)
+            } else {
+                buf.len()
+            };
             got.extend_from_slice(&buf[..n]);
             r.consume(n);
         }
         writer.await.map_err(io::Error::other)??;
         assert!(got == data, "bytes lost, doubled or reordered");
-        assert!(drops >= MIN_DROPS, "only {drops} fill_buf calls were dropped");
+        assert!(
+            drops >= MIN_DROPS,
+            "only {drops} fill_buf calls were dropped"
+        );
         Ok(())
     });
 }
@@ -159,7 +166,10 @@ fn next_line_dropped_at_every_poll_point_loses_nothing() {
         }
         writer.await.map_err(io::Error::other)??;
         assert!(got == lines, "lines lost, doubled or reordered");
-        assert!(drops >= MIN_DROPS, "only {drops} next_line calls were dropped");
+        assert!(
+            drops >= MIN_DROPS,
+            "only {drops} next_line calls were dropped"
+        );
         Ok(())
     });
 }
@@ -184,7 +194,7 @@ fn write_all_and_flush_dropped_at_every_poll_point_lose_nothing() {
                 }
             }
             sent.extend_from_slice(&record);
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 loop {
                     round += 1;
                     match attempt(w.flush(), round).await {
@@ -197,7 +207,11 @@ fn write_all_and_flush_dropped_at_every_poll_point_lose_nothing() {
         w.shutdown().await?;
         let got = reader.await.map_err(io::Error::other)??;
         assert!(got == sent, "bytes lost, doubled or reordered");
-        assert!(drops.0 >= MIN_DROPS, "only {} write_all calls dropped", drops.0);
+        assert!(
+            drops.0 >= MIN_DROPS,
+            "only {} write_all calls dropped",
+            drops.0
+        );
         assert!(drops.1 >= MIN_DROPS, "only {} flush calls dropped", drops.1);
         Ok(())
     });

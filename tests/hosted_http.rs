@@ -8,8 +8,8 @@ use std::convert::Infallible;
 use std::io;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hosted_support::run;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -49,7 +49,10 @@ async fn client(addr: std::net::SocketAddr, conn_no: usize) -> io::Result<usize>
     for i in 0..REQUESTS {
         let (path, body) = match i % 3 {
             0 => ("/", String::new()),
-            1 => ("/echo", format!("conn {conn_no} request {i} {}", "y".repeat(i * 97))),
+            1 => (
+                "/echo",
+                format!("conn {conn_no} request {i} {}", "y".repeat(i * 97)),
+            ),
             _ => ("/missing", String::new()),
         };
         let request = Request::builder()
@@ -60,13 +63,21 @@ async fn client(addr: std::net::SocketAddr, conn_no: usize) -> io::Result<usize>
             .map_err(io::Error::other)?;
         let response = send.send_request(request).await.map_err(io::Error::other)?;
         let status = response.status().as_u16();
-        let got = response.into_body().collect().await.map_err(io::Error::other)?;
+        let got = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(io::Error::other)?;
         let want: (u16, &[u8]) = match i % 3 {
             0 => (200, b"hello"),
             1 => (200, body.as_bytes()),
             _ => (404, b""),
         };
-        assert_eq!((status, &got.to_bytes()[..]), want, "request {i} on conn {conn_no}");
+        assert_eq!(
+            (status, &got.to_bytes()[..]),
+            want,
+            "request {i} on conn {conn_no}"
+        );
     }
     drop(send);
     conn.await?.map_err(io::Error::other)?;

@@ -83,13 +83,13 @@ pub use caps::{CAPS_OFF_ENV, Cap};
 pub(crate) use completion::CqeResult;
 pub use completion::{Attempt, Interest};
 pub(crate) use fd::SharedFd;
-pub(crate) use pool::{Inbox, Mode as PoolMode, Pool};
-pub use pool::{PoolConfig, PoolStats};
-pub(crate) use table::{OpId, Owned, Released};
 #[cfg(feature = "hosted")]
 pub(crate) use host::DriverTask;
+pub(crate) use pool::{Inbox, Mode as PoolMode, Pool};
+pub use pool::{PoolConfig, PoolStats};
 #[cfg(feature = "hosted")]
 pub(crate) use shutdown::SHUTDOWN_LIMIT;
+pub(crate) use table::{OpId, Owned, Released};
 
 use pool_slot::PoolSlot;
 use table::Table;

@@ -100,10 +100,10 @@ use std::rc::Rc;
 
 use tokio::task::LocalSet;
 
+use crate::Builder;
 use crate::driver::eventfd::EventFd;
 use crate::driver::{Cap, Driver, DriverTask, Kind, PoolStats, SHUTDOWN_LIMIT};
 use crate::rt::context::{self, EnterGuard};
-use crate::Builder;
 
 /// Runs `future` to completion inside a new tokio current-thread runtime
 /// (`enable_all`) and `LocalSet`, with this crate's driver attached. Tasks

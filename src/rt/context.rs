@@ -79,9 +79,7 @@ pub(crate) fn current_driver() -> io::Result<Rc<Driver>> {
 
 /// The driver current on this thread, if a host (tokio) drives it.
 pub(crate) fn hosted_driver() -> Option<Rc<Driver>> {
-    current()
-        .map(|h| h.driver)
-        .filter(|d| d.host.is_hosted())
+    current().map(|h| h.driver).filter(|d| d.host.is_hosted())
 }
 
 /// Whether the driver current on this thread has `cap` (`false` without

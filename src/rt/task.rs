@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 /// Spawns a task on the current runtime. The future need not be `Send`.
 ///
-/// Hosted on tokio ([`crate::hosted`]), the task is spawned with
+/// Hosted on tokio (module `hosted`, feature `hosted`), the task is spawned with
 /// `tokio::task::spawn_local` on the host's `LocalSet`.
 ///
 /// # Panics

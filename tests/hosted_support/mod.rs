@@ -183,5 +183,7 @@ pub async fn attempt<F: Future>(f: F, round: usize) -> Option<F::Output> {
 /// A payload of `len` bytes in a pattern that shows loss, duplication and
 /// reordering.
 pub fn payload(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
 }
