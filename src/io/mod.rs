@@ -12,6 +12,7 @@
 //! dropped call has done.
 
 mod compat;
+mod copy_file;
 mod frames;
 mod lines;
 mod read;
@@ -22,6 +23,7 @@ mod writer;
 
 pub(crate) use write_all::write_all;
 
+pub use copy_file::copy_file;
 pub use frames::Frames;
 pub use lines::{Lines, Split};
 pub use reader::BufReader;

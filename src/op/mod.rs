@@ -23,6 +23,7 @@ mod recv_pool;
 mod send;
 mod sendmsg;
 mod shutdown;
+pub(crate) mod splice;
 mod timeout;
 mod write;
 mod writev;
