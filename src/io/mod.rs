@@ -14,6 +14,7 @@
 mod compat;
 mod copy_file;
 mod frames;
+mod graceful;
 mod lines;
 mod read;
 mod reader;
