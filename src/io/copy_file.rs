@@ -6,6 +6,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 
 use super::BufWriter;
+use super::poison::Guard;
 use crate::driver::SharedFd;
 use crate::fs::File;
 use crate::op::splice::{Pipe, Splice};
@@ -68,17 +69,12 @@ pub async fn copy_file<S: WriteSink>(
     writer.flush().await?;
     let pipe = Pipe::new()?;
     let mut copy = Copy {
-        writer,
+        guard: Guard::new(writer, "copy_file"),
         start,
         end,
-        sent: 0,
-        touched: false,
-        done: false,
     };
     let res = copy.run(file.shared_fd(), &pipe).await;
-    if res.is_ok() {
-        copy.done = true;
-    }
+    copy.guard.done = res.is_ok();
     res
 }
 
@@ -106,22 +102,15 @@ fn bad_range() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "copy_file: invalid range")
 }
 
-/// A copy in progress; poisons the writer if it stops after touching the
-/// sink (see [`copy_file`]).
+/// A copy in progress; its guard poisons the writer if it stops after
+/// touching the sink (see [`copy_file`]).
 struct Copy<'a, S: WriteSink> {
-    /// The writer whose sink gets the bytes.
-    writer: &'a mut BufWriter<S>,
+    /// The writer, and what was sent.
+    guard: Guard<'a, S>,
     /// The next file offset to read.
     start: u64,
     /// Where to stop (`None`: the end of the file).
     end: Option<u64>,
-    /// Bytes the sink took so far.
-    sent: u64,
-    /// A splice into the sink was submitted: the sink may hold part of the
-    /// range.
-    touched: bool,
-    /// The whole range was sent.
-    done: bool,
 }
 
 impl<S: WriteSink> Copy<'_, S> {
@@ -130,14 +119,14 @@ impl<S: WriteSink> Copy<'_, S> {
         loop {
             let want = self.end.map_or(u64::MAX, |e| e - self.start);
             if want == 0 {
-                return Ok(self.sent);
+                return Ok(self.guard.sent);
             }
             let ask = want.min(u64::from(pipe.size())) as u32;
             let n =
                 retrying(|| Splice::to_pipe(file.clone(), self.start, pipe.clone(), ask)).await?;
             if n == 0 {
                 return match self.end {
-                    None => Ok(self.sent),
+                    None => Ok(self.guard.sent),
                     Some(end) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("copy_file: the file ends at {} before {end}", self.start),
@@ -151,18 +140,18 @@ impl<S: WriteSink> Copy<'_, S> {
 
     /// Splices the `n` bytes the pipe holds into the sink.
     async fn drain(&mut self, pipe: &Pipe, mut n: usize) -> io::Result<()> {
-        let sink = self.writer.get_ref();
+        let sink = self.guard.writer.get_ref();
         let (fd, pos) = (sink.shared_fd().clone(), sink.write_pos());
         while n > 0 {
             let off = pos.map_or(CURRENT_POS, Cell::get);
-            self.touched = true;
+            self.guard.touched = true;
             let len = n as u32;
             let m = retrying(|| Splice::from_pipe(pipe.clone(), fd.clone(), off, len)).await?;
             if m == 0 {
                 return Err(crate::error::write_zero(0, n));
             }
             advance(pos, m);
-            self.sent += m as u64;
+            self.guard.sent += m as u64;
             n -= m;
         }
         Ok(())
@@ -176,18 +165,6 @@ async fn retrying(mut make: impl FnMut() -> Splice) -> io::Result<usize> {
         match Op::submit(make()).await {
             Err(e) if crate::error::is_retry(&e) => continue,
             res => return res,
-        }
-    }
-}
-
-impl<S: WriteSink> Drop for Copy<'_, S> {
-    fn drop(&mut self) {
-        if self.touched && !self.done {
-            self.writer.parts_mut().1.poison(format!(
-                "the stream is short: a copy_file stopped after sending {} bytes \
-                 of its range (and maybe part of the next pipe-full); close it",
-                self.sent
-            ));
         }
     }
 }

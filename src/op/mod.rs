@@ -21,6 +21,7 @@ mod read;
 mod recv;
 mod recv_pool;
 mod send;
+pub(crate) mod send_zc;
 mod sendmsg;
 mod shutdown;
 pub(crate) mod splice;
