@@ -433,3 +433,24 @@ fn short_and_interrupted_splices_are_resumed() {
         );
     }
 }
+
+/// A file as the sink: the bytes land at the writer's position, after
+/// the buffered ones, and the position advances past them.
+#[test]
+fn file_to_file() {
+    let _g = lock();
+    let content = pattern(150_001, 8);
+    run(async {
+        let src = temp_file(&content);
+        let dst = tempfile::NamedTempFile::new()?;
+        let file = File::open(src.path()).await?;
+        let mut w = BufWriter::new(File::create(dst.path()).await?);
+        w.write_all(b"head").await?;
+        assert_eq!(copy_file(&file, &mut w, 1..).await?, 150_000);
+        w.write_all(b"tail").await?;
+        w.flush().await?;
+        let got = std::fs::read(dst.path())?;
+        assert!(got == [b"head".as_slice(), &content[1..], b"tail"].concat());
+        Ok(())
+    });
+}
