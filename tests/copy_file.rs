@@ -111,8 +111,20 @@ async fn transfer<S: Peer>(content: &[u8], range: std::ops::Range<usize>) -> io:
     Ok(())
 }
 
-/// Pipe-size neighbours and the extremes, whole files.
-const SIZES: [usize; 7] = [0, 1, 4095, 65535, 65536, 65537, 300_001];
+/// Neighbours of the default pipe size (64 KiB) and of the one
+/// `copy_file` asks for (1 MiB), and the extremes, whole files.
+const SIZES: [usize; 10] = [
+    0,
+    1,
+    4095,
+    65535,
+    65536,
+    65537,
+    300_001,
+    (1 << 20) - 1,
+    1 << 20,
+    (1 << 20) + 1,
+];
 
 #[test]
 fn sizes_over_tcp() {

@@ -9,6 +9,9 @@ use io_uring::{opcode, squeue, types};
 use super::{CURRENT_POS, Operation, or_wait, syscall_result};
 use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
+/// The pipe size asked for: 1 MiB, the default `pipe-max-size`.
+pub(crate) const PIPE_SIZE: libc::c_int = 1 << 20;
+
 /// A pipe for splices, both ends together.
 ///
 /// Every splice in flight holds a clone of both ends, and the last holder
@@ -36,6 +39,10 @@ impl Pipe {
         }
         // SAFETY: both fds are new and owned by nothing else.
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // Ask for a larger pipe (fewer splices per byte); a refusal
+        // (over `pipe-max-size` or the user's pipe quota) keeps the default.
+        // SAFETY: plain integers on an fd we own.
+        unsafe { libc::fcntl(fds[0], libc::F_SETPIPE_SZ, PIPE_SIZE) };
         // SAFETY: plain integers on an fd we own.
         let size = unsafe { libc::fcntl(fds[0], libc::F_GETPIPE_SZ) };
         Ok(Pipe {
