@@ -39,11 +39,13 @@ pub enum Cap {
     /// A receive may wait for readiness before trying
     /// (`IORING_RECVSEND_POLL_FIRST`, 5.19).
     PollFirst,
+    /// Zero-copy sends (`IORING_OP_SEND_ZC`, 6.0).
+    SendZc,
 }
 
 impl Cap {
     /// Every capability with its name in [`CAPS_OFF_ENV`].
-    pub(crate) const NAMED: [(Cap, &'static str); 8] = [
+    pub(crate) const NAMED: [(Cap, &'static str); 9] = [
         (Cap::BufRing, "buf_ring"),
         (Cap::MultishotRecv, "multishot_recv"),
         (Cap::RecvLimit, "recv_limit"),
@@ -52,6 +54,7 @@ impl Cap {
         (Cap::MultishotAccept, "multishot_accept"),
         (Cap::DeferTaskrun, "defer_taskrun"),
         (Cap::PollFirst, "poll_first"),
+        (Cap::SendZc, "send_zc"),
     ];
 
     /// Its name in [`CAPS_OFF_ENV`].

@@ -18,7 +18,9 @@ pub(crate) struct CqeResult {
 impl CqeResult {
     /// The one place a raw completion becomes a result.
     pub(crate) fn new(res: i32, flags: u32) -> CqeResult {
-        let result = if res < 0 {
+        // A zero-copy send's notification (`IORING_CQE_F_NOTIF`) carries
+        // flag bits, not an errno: bit 31 is `IORING_NOTIF_USAGE_ZC_COPIED`.
+        let result = if res < 0 && !io_uring::cqueue::notif(flags) {
             Err(io::Error::from_raw_os_error(-res))
         } else {
             Ok(res as u32)

@@ -100,6 +100,7 @@ fn decide(f: Found) -> Caps {
         .with(Cap::MultishotAccept, since((5, 19)))
         .with(Cap::DeferTaskrun, f.defer_taskrun)
         .with(Cap::PollFirst, since((5, 19)))
+        .with(Cap::SendZc, since((6, 0)))
 }
 
 /// Tries to register (and at once unregister) a one-entry provided buffer

@@ -12,18 +12,24 @@
 //! dropped call has done.
 
 mod compat;
+mod copy_file;
 mod frames;
+mod graceful;
 mod lines;
+mod poison;
 mod read;
 mod reader;
 mod stream;
 mod write_all;
+mod write_bytes;
 mod writer;
 
 pub(crate) use write_all::write_all;
 
+pub use copy_file::copy_file;
 pub use frames::Frames;
 pub use lines::{Lines, Split};
 pub use reader::BufReader;
 pub use stream::BufStream;
+pub use write_bytes::{ZeroCopyUsage, zero_copy_usage};
 pub use writer::BufWriter;

@@ -139,6 +139,7 @@ macro_rules! impl_stream_io {
 
 mod accept;
 mod addr;
+mod close;
 pub mod half;
 mod socket;
 pub mod tcp;

@@ -23,6 +23,9 @@ pub(crate) struct WriteState {
     inflight: Option<WriteOp>,
     /// A shutdown of the write direction in flight.
     shutdown: Option<Op<op::Shutdown>>,
+    /// Why the sink's stream is broken (a `copy_file` stopped part way,
+    /// `io/copy_file.rs`): every later write, flush and shutdown fails.
+    poisoned: Option<String>,
 }
 
 /// A vectored write: `writev` for files and pipes, `sendmsg` (no SIGPIPE)
@@ -53,7 +56,20 @@ impl WriteState {
             buf: WriteBuffer::new(capacity),
             inflight: None,
             shutdown: None,
+            poisoned: None,
         }
+    }
+
+    /// Refuses every later write, flush and shutdown with `why`.
+    pub(crate) fn poison(&mut self, why: String) {
+        self.poisoned = Some(why);
+    }
+
+    /// The poison, as the error each refused call returns.
+    fn check_poison(&self) -> io::Result<()> {
+        self.poisoned
+            .as_ref()
+            .map_or(Ok(()), |why| Err(io::Error::other(why.clone())))
     }
 
     /// Nothing is buffered or in flight.
@@ -162,6 +178,7 @@ impl WriteState {
         sink: &impl sealed::Write,
         copy: impl FnOnce(&mut WriteBuffer) -> usize,
     ) -> Poll<io::Result<usize>> {
+        self.check_poison()?;
         // Book a finished write without waiting for one.
         if self.inflight.is_some()
             && let Poll::Ready(res) = self.poll_inflight(cx, sink)
@@ -185,6 +202,7 @@ impl WriteState {
         cx: &mut Context<'_>,
         sink: &impl sealed::Write,
     ) -> Poll<io::Result<()>> {
+        self.check_poison()?;
         while !self.is_idle() {
             self.start_write(sink);
             ready!(self.poll_inflight(cx, sink))?;
