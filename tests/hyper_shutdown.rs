@@ -204,7 +204,11 @@ fn hyper_client(addr: SocketAddr) -> io::Result<()> {
             .map_err(io::Error::other)?;
         let response = send.send_request(request).await.map_err(io::Error::other)?;
         assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.map_err(io::Error::other)?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(io::Error::other)?;
         assert_eq!(&body.to_bytes()[..], BODY);
         drop(send);
         conn.await?.map_err(io::Error::other)
