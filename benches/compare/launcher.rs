@@ -136,7 +136,8 @@ pub fn cases(p: &Params) -> io::Result<Vec<Case>> {
             cap: p.cap,
         };
         let threads = p.client_threads;
-        let name = format!("echo {LINE} B x{CONNS}; {workers} workers");
+        let plural = if workers == 1 { "" } else { "s" };
+        let name = format!("echo {LINE} B x{CONNS}; {workers} worker{plural}");
         let run = move |c: Contender| run(c, workers, &placement, threads, &case);
         cases.push(Case::socket(
             "cores",
