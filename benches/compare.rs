@@ -15,6 +15,8 @@
 
 #[path = "compare/cases.rs"]
 mod cases;
+#[path = "compare/launcher.rs"]
+mod launcher;
 #[path = "compare/measure.rs"]
 mod measure;
 #[path = "compare/net.rs"]
@@ -142,10 +144,14 @@ pub struct Params {
     pub filter: Option<String>,
     /// Where the CSV goes.
     pub csv: PathBuf,
+    /// Worker counts of the `cores` workload.
+    pub workers: Vec<usize>,
+    /// Threads of the `cores` workload's client process.
+    pub client_threads: usize,
 }
 
 /// The workloads, by name.
-pub const WORKLOADS: [&str; 5] = ["scan", "pingpong", "pipeline", "bulk", "codec"];
+pub const WORKLOADS: [&str; 6] = ["scan", "pingpong", "pipeline", "bulk", "codec", "cores"];
 
 const HELP: &str = "\
 compare: uring-bufio against tokio, monoio, std and cat
@@ -157,7 +163,11 @@ compare: uring-bufio against tokio, monoio, std and cat
   --bulk-bytes SIZE  bytes of the bulk stream (default 4G)
   --codec-bytes SIZE bytes of lines in the codec workload (default 256M)
   --cap SIZE         buffer size of every reader and writer (default 64K)
-  --only LIST        workloads: scan,pingpong,pipeline,bulk,codec
+  --only LIST        workloads: scan,pingpong,pipeline,bulk,codec,cores
+                     (cores: the launcher with N workers against tokio's
+                     multi-thread runtime with N threads, client process apart)
+  --workers LIST     worker counts of the cores workload (default 1,2)
+  --client-threads N threads of the cores workload's client (default 1)
   --contenders LIST  uring,epoll,frames,pool,hosted,tokio,monoio,std,cat
                      (pool: pooled readers, socket workloads only;
                      hosted: needs --features hosted)
@@ -201,6 +211,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
         contenders: ALL.to_vec(),
         filter: None,
         csv: default_csv(),
+        workers: vec![1, 2],
+        client_threads: 1,
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -237,6 +249,17 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
             }
             "--filter" => p.filter = Some(value()?),
             "--csv" => p.csv = PathBuf::from(value()?),
+            "--workers" => {
+                p.workers = value()?
+                    .split(',')
+                    .map(|n| n.parse().map_err(|e| format!("--workers: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--client-threads" => {
+                p.client_threads = value()?
+                    .parse()
+                    .map_err(|e| format!("--client-threads: {e}"))?;
+            }
             other => return Err(format!("unknown argument {other:?}\n\n{HELP}")),
         }
     }
@@ -247,7 +270,11 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
 }
 
 fn main() -> io::Result<()> {
-    let params = match parse_args(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(launcher::CLIENT_FLAG) {
+        return launcher::client_main(&args[1..]);
+    }
+    let params = match parse_args(args.into_iter()) {
         Ok(p) => p,
         Err(msg) if msg == HELP => {
             println!("{HELP}");

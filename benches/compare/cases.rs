@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// One run of one contender.
-type RunFn = Box<dyn Fn(Contender) -> io::Result<Vec<Metric>>>;
+pub type RunFn = Box<dyn Fn(Contender) -> io::Result<Vec<Metric>>>;
 
 /// Per metric name, the figure of each round.
 pub type Series = Vec<(&'static str, Vec<f64>)>;
@@ -52,6 +52,25 @@ pub struct CaseResult {
 }
 
 impl Case {
+    /// A case that runs `run` per contender, with no files.
+    pub fn socket(
+        workload: &'static str,
+        name: String,
+        placement: &'static str,
+        contenders: Vec<Contender>,
+        run: RunFn,
+    ) -> Case {
+        Case {
+            workload,
+            name,
+            placement,
+            contenders,
+            run,
+            prepare: None,
+            files: Vec::new(),
+        }
+    }
+
     /// Runs every contender `params.rounds` times, interleaved.
     pub fn run(mut self, params: &Params) -> CaseResult {
         if let Some(prepare) = self.prepare.take()
@@ -103,6 +122,7 @@ pub fn all(p: &Params, dir: &Path) -> io::Result<Vec<Case>> {
             "pipeline" => cases.extend(pipeline_cases(p)),
             "bulk" => cases.push(bulk_case(p)),
             "codec" => cases.push(codec_case(p)),
+            "cores" => cases.extend(crate::launcher::cases(p)?),
             _ => unreachable!("workload names are checked when parsing"),
         }
     }

@@ -109,7 +109,9 @@ impl<S: WriteSink> BufWriter<S> {
     }
 
     /// Flushes, then shuts down the write direction of a socket (the peer
-    /// reads end of stream). For files and pipes it only flushes.
+    /// reads end of stream). For files and pipes it only flushes. A
+    /// connection already gone (`ENOTCONN`: the peer reset it) counts as
+    /// shut, as with tokio's `TcpStream`; errors of the flush are returned.
     ///
     /// Cancel safety: safe; calling it again completes it.
     pub async fn shutdown(&mut self) -> io::Result<()> {

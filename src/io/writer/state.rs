@@ -211,6 +211,15 @@ impl WriteState {
     }
 
     /// Flushes, then shuts the write direction of a socket.
+    ///
+    /// `ENOTCONN` from the shutdown itself counts as done, as tokio's
+    /// `TcpStream::poll_shutdown` counts it: the kernel returns it when the
+    /// connection is already gone (the peer reset it, say after closing
+    /// with a reply it never read), so there is no write direction left to
+    /// shut and nothing buffered was lost (the flush before it succeeded;
+    /// a flush that fails is reported). hyper calls `poll_shutdown` on
+    /// every connection it ends, also after a reset it took for end of
+    /// stream, and reports this error as "error shutting down connection".
     pub(crate) fn poll_shutdown(
         &mut self,
         cx: &mut Context<'_>,
@@ -225,7 +234,10 @@ impl WriteState {
         });
         let res = ready!(Pin::new(op).poll(cx));
         self.shutdown = None;
-        Poll::Ready(res)
+        Poll::Ready(match res {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            res => res,
+        })
     }
 
     /// Bytes accepted and not yet handed to the kernel.
