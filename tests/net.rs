@@ -344,11 +344,15 @@ fn shutdown_write_makes_peer_read_eof() {
 
 #[test]
 fn connect_to_closed_port_is_refused() {
-    // Bind, learn the port, close: nothing listens there any more.
-    let addr: SocketAddr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("local_addr")
-    };
+    // A socket bound but not listening holds the port for the whole test:
+    // a closed port could be taken by another test's listener meanwhile, or
+    // be the ephemeral port our connect picks (a TCP self-connect succeeds).
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("socket");
+    holder
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .expect("bind");
+    let addr = holder.local_addr().expect("local_addr").as_socket().unwrap();
     run(async {
         let err = TcpStream::connect(addr).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
