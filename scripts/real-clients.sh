@@ -58,7 +58,7 @@ fi
 command -v taskset >/dev/null || { echo "real-clients.sh: needs taskset (util-linux)" >&2; exit 2; }
 
 echo "building the examples (release)" >&2
-cargo build --release --quiet --example resp --example http
+cargo build --release --quiet --features hosted --example resp --example http
 bin="${CARGO_TARGET_DIR:-$root/target}/release/examples"
 
 # --- servers ------------------------------------------------------------
@@ -94,14 +94,15 @@ start() {
     exit 1
 }
 
-resp_contenders=(uring pooled epoll tokio redis)
-http_contenders=(uring pooled epoll tokio hyper-uring hyper-tokio)
+resp_contenders=(uring pooled epoll hosted tokio redis)
+http_contenders=(uring pooled epoll hosted tokio hyper-uring hyper-tokio)
 if [ "$only" != http ]; then
     port=7379
     for c in uring pooled epoll tokio; do
         start "resp-$c" $port "$bin/resp" --runtime "$c" --port $port
         port=$((port + 1))
     done
+    start resp-hosted 7389 "$bin/resp" --runtime hosted --port 7389
     start resp-redis 7391 redis-server --port 7391 --bind 127.0.0.1 --save '' --appendonly no
 fi
 if [ "$only" != resp ]; then
@@ -110,6 +111,7 @@ if [ "$only" != resp ]; then
         start "http-$c" $port "$bin/http" --runtime "$c" --port $port
         port=$((port + 1))
     done
+    start http-hosted 7390 "$bin/http" --runtime hosted --port 7390
     start http-hyper-uring 7387 "$bin/http" --runtime uring --hyper --port 7387
     start http-hyper-tokio 7388 "$bin/http" --runtime tokio --hyper --port 7388
 fi

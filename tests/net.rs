@@ -347,12 +347,16 @@ fn connect_to_closed_port_is_refused() {
     // A socket bound but not listening holds the port for the whole test:
     // a closed port could be taken by another test's listener meanwhile, or
     // be the ephemeral port our connect picks (a TCP self-connect succeeds).
-    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let holder =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     holder
         .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
         .expect("bind");
-    let addr = holder.local_addr().expect("local_addr").as_socket().unwrap();
+    let addr = holder
+        .local_addr()
+        .expect("local_addr")
+        .as_socket()
+        .unwrap();
     run(async {
         let err = TcpStream::connect(addr).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");

@@ -9,7 +9,7 @@
 //! wrk -t1 -c50 -d5s http://127.0.0.1:7380/
 //! ```
 //!
-//! `--runtime uring|epoll|pooled|tokio` as in the `resp` example.
+//! `--runtime uring|epoll|pooled|tokio|hosted` as in the `resp` example.
 
 #[path = "proto.rs"]
 mod proto;
@@ -68,11 +68,12 @@ fn main() -> io::Result<()> {
     );
     let (driver, pooled) = match opts.runtime.as_str() {
         "tokio" => return server::run_tokio(listener, opts.hyper),
+        "hosted" => return run_hosted(listener, opts.hyper),
         "uring" => (DriverKind::IoUring, false),
         "pooled" => (DriverKind::IoUring, true),
         "epoll" => (DriverKind::Epoll, false),
         other => {
-            let msg = format!("unknown runtime {other:?}: uring, epoll, pooled or tokio");
+            let msg = format!("unknown runtime {other:?}: uring, epoll, pooled, tokio or hosted");
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
     };
@@ -82,4 +83,19 @@ fn main() -> io::Result<()> {
         pooled,
         opts.hyper,
     ))
+}
+
+/// Our streams inside a tokio current-thread runtime (`uring_bufio::hosted`).
+#[cfg(feature = "hosted")]
+fn run_hosted(listener: std::net::TcpListener, hyper: bool) -> io::Result<()> {
+    uring_bufio::hosted::start(async move {
+        server::accept_loop(TcpListener::from_std(listener), false, hyper).await
+    })?
+}
+
+/// Without the `hosted` feature there is no hosted mode.
+#[cfg(not(feature = "hosted"))]
+fn run_hosted(_: std::net::TcpListener, _: bool) -> io::Result<()> {
+    let msg = "--runtime hosted needs the hosted feature (--features hosted)";
+    Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
 }

@@ -8,9 +8,10 @@
 //! redis-benchmark -p 7379 -t ping,set,get -P 16 -c 50 -q
 //! ```
 //!
-//! `--runtime uring|epoll|pooled|tokio`: our runtime on io_uring, on
-//! epoll, on io_uring with pooled readers, or the tokio twin (the same
-//! parser on a current-thread tokio runtime). `--tls` serves TLS with a
+//! `--runtime uring|epoll|pooled|tokio|hosted`: our runtime on io_uring, on
+//! epoll, on io_uring with pooled readers, the tokio twin (the same
+//! parser on a current-thread tokio runtime), or our streams hosted in a
+//! tokio current-thread runtime (needs `--features hosted`). `--tls` serves TLS with a
 //! fresh self-signed certificate whose PEM is written to `--cert-out`
 //! (default `resp-cert.pem` in the temp directory).
 
@@ -24,6 +25,7 @@ mod tls;
 use std::io;
 use std::path::PathBuf;
 
+use tokio_rustls::TlsAcceptor;
 use uring_bufio::net::TcpListener;
 use uring_bufio::{DriverKind, Runtime};
 
@@ -38,6 +40,8 @@ enum Mode {
     Pooled,
     /// The tokio twin.
     Tokio,
+    /// Our streams inside a tokio current-thread runtime (feature `hosted`).
+    Hosted,
 }
 
 /// The command line.
@@ -75,6 +79,7 @@ fn options() -> io::Result<Options> {
                     "epoll" => Mode::Epoll,
                     "pooled" => Mode::Pooled,
                     "tokio" => Mode::Tokio,
+                    "hosted" => Mode::Hosted,
                     other => return Err(bad(format!("unknown runtime {other:?}"))),
                 }
             }
@@ -102,6 +107,7 @@ fn main() -> io::Result<()> {
     eprintln!("resp ({:?}) on {}", opts.mode, listener.local_addr()?);
     let driver = match opts.mode {
         Mode::Tokio => return server::run_tokio(listener, acceptor),
+        Mode::Hosted => return run_hosted(listener, acceptor),
         Mode::Epoll => DriverKind::Epoll,
         Mode::Uring | Mode::Pooled => DriverKind::IoUring,
     };
@@ -111,4 +117,19 @@ fn main() -> io::Result<()> {
         opts.mode == Mode::Pooled,
         acceptor,
     ))
+}
+
+/// Our streams inside a tokio current-thread runtime (`uring_bufio::hosted`).
+#[cfg(feature = "hosted")]
+fn run_hosted(listener: std::net::TcpListener, tls: Option<TlsAcceptor>) -> io::Result<()> {
+    uring_bufio::hosted::start(async move {
+        server::accept_loop(TcpListener::from_std(listener), false, tls).await
+    })?
+}
+
+/// Without the `hosted` feature there is no hosted mode.
+#[cfg(not(feature = "hosted"))]
+fn run_hosted(_: std::net::TcpListener, _: Option<TlsAcceptor>) -> io::Result<()> {
+    let msg = "--runtime hosted needs the hosted feature (--features hosted)";
+    Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
 }
