@@ -6,8 +6,9 @@ mod delim;
 
 use delim::BLOCK;
 
-/// `hits_at` when no block mask is cached.
-const NO_HITS: usize = usize::MAX;
+/// `hits_at` when no block mask is cached: no search starts at or after
+/// it, and it has room for a block after it.
+const NO_HITS: usize = usize::MAX - BLOCK;
 
 /// Result of looking for a record in the filled bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,14 +158,47 @@ impl ReadBuffer {
     #[inline]
     pub(crate) fn lend_record(&mut self, delim: u8, max: usize) -> Option<usize> {
         self.lent = 0;
-        let Found::At(i) = self.find(delim, max) else {
-            return None;
+        let i = match self.find_near(delim, max) {
+            Some(i) => i,
+            None => self.find_far(delim, max)?,
         };
-        // `find` returns `i < filled().len()`, so `head` stays in bounds.
+        // Both return `i < filled().len()`, so `head` stays in bounds.
         self.head += i + 1;
         self.lent = i + 1;
         self.scanned = 0;
         Some(i)
+    }
+
+    /// The common case of [`find`](ReadBuffer::find), small enough to
+    /// inline: the next `delim` lies within the 64 bytes of a delimiter
+    /// mask from where the search starts, and within `max`. `None` when
+    /// that is not known (the general search decides).
+    #[inline]
+    fn find_near(&mut self, delim: u8, max: usize) -> Option<usize> {
+        if delim != self.scan_delim {
+            return None;
+        }
+        let start = self.head + self.scanned;
+        if !(self.hits_at..self.hits_at + BLOCK).contains(&start) {
+            let block = self.data[start..].first_chunk::<BLOCK>()?;
+            self.hits = delim::mask(block, delim);
+            self.hits_at = start;
+        }
+        let ahead = self.hits >> (start - self.hits_at);
+        if ahead == 0 {
+            return None;
+        }
+        let i = start - self.head + ahead.trailing_zeros() as usize;
+        (i <= max).then_some(i)
+    }
+
+    /// The general search of `lend_record`, out of line.
+    #[inline(never)]
+    fn find_far(&mut self, delim: u8, max: usize) -> Option<usize> {
+        match self.find(delim, max) {
+            Found::At(i) => Some(i),
+            Found::NeedMore | Found::TooLong => None,
+        }
     }
 
     /// Drops consumed bytes from the front of `data`.

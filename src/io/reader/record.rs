@@ -58,31 +58,11 @@ impl<S: ReadSource> BufReader<S> {
     }
 
     /// Lends out the next record ending in `delim` as the buffer's lent
-    /// bytes: its length without the delimiter, and whether it has one
-    /// (the last record of a stream may not); `None` at the end.
-    ///
-    /// A record buffered whole within the maximum length is lent at once
-    /// with one search (the common case: many records per read); only a
-    /// record that needs a read, or lies near the maximum, takes the
-    /// general path, kept out of line so that the fast path stays small.
-    #[inline]
+    /// bytes when it is not buffered whole (the fast path,
+    /// `ReadBuffer::lend_record`, found nothing): its length without the
+    /// delimiter, and whether it has one (the last record of a stream may
+    /// not); `None` at the end.
     fn poll_lend(
-        &mut self,
-        cx: &mut Context<'_>,
-        delim: u8,
-        line: bool,
-    ) -> Poll<io::Result<Option<(usize, bool)>>> {
-        let max = self.max_record;
-        match self.fill.buf_mut().lend_record(delim, max) {
-            Some(len) => Poll::Ready(Ok(Some((len, true)))),
-            None => self.poll_lend_slow(cx, delim, line),
-        }
-    }
-
-    /// [`poll_lend`](BufReader::poll_lend) when the record is not
-    /// buffered whole.
-    #[inline(never)]
-    fn poll_lend_slow(
         &mut self,
         cx: &mut Context<'_>,
         delim: u8,
@@ -125,19 +105,17 @@ impl<'a, S> NextRecord<'a, S> {
     }
 }
 
-impl<'a, S: ReadSource> Future for NextRecord<'a, S> {
-    type Output = io::Result<Option<&'a [u8]>>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let reader = this
-            .reader
-            .take()
-            .expect("next_line/next_until future polled after it returned");
-        let (len, delimited) = match reader.poll_lend(cx, this.delim, this.line) {
+impl<'a, S: ReadSource> NextRecord<'a, S> {
+    /// The record is not buffered whole: reads until it is.
+    #[inline(never)]
+    fn poll_slow(
+        &mut self,
+        reader: &'a mut BufReader<S>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Option<&'a [u8]>>> {
+        let (len, delimited) = match reader.poll_lend(cx, self.delim, self.line) {
             Poll::Pending => {
-                this.reader = Some(reader);
+                self.reader = Some(reader);
                 return Poll::Pending;
             }
             Poll::Ready(Ok(Some(found))) => found,
@@ -145,10 +123,36 @@ impl<'a, S: ReadSource> Future for NextRecord<'a, S> {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
         };
         let reader: &'a BufReader<S> = reader;
-        let record = &reader.fill.buf().lent()[..len];
-        Poll::Ready(Ok(Some(match record {
-            [rest @ .., b'\r'] if this.line && delimited => rest,
-            _ => record,
-        })))
+        Poll::Ready(Ok(Some(record(reader, len, self.line && delimited))))
+    }
+}
+
+/// The `len` bytes of the record `reader` lent out, without a `\r` at its
+/// end if `strip_cr`.
+#[inline]
+fn record<S>(reader: &BufReader<S>, len: usize, strip_cr: bool) -> &[u8] {
+    let record = &reader.fill.buf().lent()[..len];
+    match record {
+        [rest @ .., b'\r'] if strip_cr => rest,
+        _ => record,
+    }
+}
+
+impl<'a, S: ReadSource> Future for NextRecord<'a, S> {
+    type Output = io::Result<Option<&'a [u8]>>;
+
+    /// The fast path (a record buffered whole) inline, the rest out of line.
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let reader = this
+            .reader
+            .take()
+            .expect("next_line/next_until future polled after it returned");
+        let max = reader.max_record;
+        match reader.fill.buf_mut().lend_record(this.delim, max) {
+            Some(len) => Poll::Ready(Ok(Some(record(reader, len, this.line)))),
+            None => this.poll_slow(reader, cx),
+        }
     }
 }
