@@ -2,6 +2,14 @@
 
 use bytes::{Buf, BytesMut};
 
+mod delim;
+
+use delim::BLOCK;
+
+/// `hits_at` when no block mask is cached: no search starts at or after
+/// it, and it has room for a block after it.
+const NO_HITS: usize = usize::MAX - BLOCK;
+
 /// Result of looking for a record in the filled bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Found {
@@ -21,7 +29,10 @@ pub(crate) enum Found {
 ///
 /// Invariants: `lent <= head <= data.len()`; `scanned <= filled().len()`;
 /// while a read is in flight, `data.capacity() == data.len()` (the spare part
-/// belongs to the operation).
+/// belongs to the operation); unless `hits_at == NO_HITS`,
+/// `hits_at + 64 <= data.len()` and `hits` marks where `scan_delim` lies in
+/// `data[hits_at..hits_at + 64]` (so anything that moves or rewrites the
+/// bytes of `data` drops the mask).
 #[derive(Debug)]
 pub(crate) struct ReadBuffer {
     /// Filled bytes from its start; spare capacity receives the next read.
@@ -34,8 +45,15 @@ pub(crate) struct ReadBuffer {
     /// Leading bytes of `filled()` already searched for `scan_delim`
     /// without finding it, so a growing record is scanned once.
     scanned: usize,
-    /// The delimiter `scanned` refers to (a search for another starts over).
+    /// The delimiter `scanned` and `hits` refer to (a search for another
+    /// starts over).
     scan_delim: u8,
+    /// Bit `j`: `data[hits_at + j] == scan_delim`, for the 64 bytes from
+    /// `hits_at`. Records shorter than 64 bytes are found from this mask
+    /// without another search.
+    hits: u64,
+    /// Index into `data` of the bytes `hits` covers, or `NO_HITS`.
+    hits_at: usize,
     /// Size the buffer is filled up to by one read.
     capacity: usize,
 }
@@ -50,6 +68,8 @@ impl ReadBuffer {
             lent: 0,
             scanned: 0,
             scan_delim: b'\n',
+            hits: 0,
+            hits_at: NO_HITS,
             capacity: capacity.max(1),
         }
     }
@@ -77,6 +97,7 @@ impl ReadBuffer {
         );
         self.head = 0;
         self.lent = 0;
+        self.hits_at = NO_HITS;
         std::mem::replace(&mut self.data, data)
     }
 
@@ -129,12 +150,64 @@ impl ReadBuffer {
         self.scanned = 0;
     }
 
+    /// The fast path of a borrowing record search: ends the last loan and,
+    /// when the filled bytes hold `delim` within `max` bytes of their start,
+    /// lends out the record through it and returns its length without the
+    /// delimiter. `None` changes nothing but the loan and the search's
+    /// progress; the caller then takes the general path.
+    #[inline]
+    pub(crate) fn lend_record(&mut self, delim: u8, max: usize) -> Option<usize> {
+        self.lent = 0;
+        let i = match self.find_near(delim, max) {
+            Some(i) => i,
+            None => self.find_far(delim, max)?,
+        };
+        // Both return `i < filled().len()`, so `head` stays in bounds.
+        self.head += i + 1;
+        self.lent = i + 1;
+        self.scanned = 0;
+        Some(i)
+    }
+
+    /// The common case of [`find`](ReadBuffer::find), small enough to
+    /// inline: the next `delim` lies within the 64 bytes of a delimiter
+    /// mask from where the search starts, and within `max`. `None` when
+    /// that is not known (the general search decides).
+    #[inline]
+    fn find_near(&mut self, delim: u8, max: usize) -> Option<usize> {
+        if delim != self.scan_delim {
+            return None;
+        }
+        let start = self.head + self.scanned;
+        if !(self.hits_at..self.hits_at + BLOCK).contains(&start) {
+            let block = self.data[start..].first_chunk::<BLOCK>()?;
+            self.hits = delim::mask(block, delim);
+            self.hits_at = start;
+        }
+        let ahead = self.hits >> (start - self.hits_at);
+        if ahead == 0 {
+            return None;
+        }
+        let i = start - self.head + ahead.trailing_zeros() as usize;
+        (i <= max).then_some(i)
+    }
+
+    /// The general search of `lend_record`, out of line.
+    #[inline(never)]
+    fn find_far(&mut self, delim: u8, max: usize) -> Option<usize> {
+        match self.find(delim, max) {
+            Found::At(i) => Some(i),
+            Found::NeedMore | Found::TooLong => None,
+        }
+    }
+
     /// Drops consumed bytes from the front of `data`.
     fn compact(&mut self) {
         self.lent = 0;
         if self.head > 0 {
             self.data.advance(self.head);
             self.head = 0;
+            self.hits_at = NO_HITS;
         }
     }
 
@@ -142,6 +215,7 @@ impl ReadBuffer {
     pub(crate) fn bytes_mut(&mut self) -> &mut BytesMut {
         self.compact();
         self.scanned = 0;
+        self.hits_at = NO_HITS;
         &mut self.data
     }
 
@@ -157,18 +231,49 @@ impl ReadBuffer {
         if delim != self.scan_delim {
             self.scan_delim = delim;
             self.scanned = 0;
+            self.hits_at = NO_HITS;
         }
-        let filled = &self.data[self.head..];
-        let limit = filled.len().min(max.saturating_add(1));
+        let len = self.data.len() - self.head;
+        let limit = len.min(max.saturating_add(1));
         let from = self.scanned.min(limit);
-        match memchr::memchr(delim, &filled[from..limit]) {
-            Some(i) => Found::At(from + i),
-            None if filled.len() > max => Found::TooLong,
+        match self.search(self.head + from, self.head + limit) {
+            Some(at) => Found::At(at - self.head),
+            None if len > max => Found::TooLong,
             None => {
                 self.scanned = limit;
                 Found::NeedMore
             }
         }
+    }
+
+    /// Index into `data` of the first `scan_delim` in `data[start..end]`.
+    /// The 64 bytes from `start` are read through a block mask (the cached
+    /// one, or one made now when that many are filled), the rest with
+    /// `memchr`.
+    #[inline]
+    fn search(&mut self, start: usize, end: usize) -> Option<usize> {
+        let delim = self.scan_delim;
+        let cached =
+            self.hits_at != NO_HITS && (self.hits_at..self.hits_at + BLOCK).contains(&start);
+        if !cached {
+            let Some(block) = self.data[start..].first_chunk::<BLOCK>() else {
+                let i = memchr::memchr(delim, &self.data[start..end])?;
+                return Some(start + i);
+            };
+            self.hits = delim::mask(block, delim);
+            self.hits_at = start;
+        }
+        let ahead = self.hits >> (start - self.hits_at);
+        if ahead != 0 {
+            let at = start + ahead.trailing_zeros() as usize;
+            return (at < end).then_some(at);
+        }
+        let next = self.hits_at + BLOCK;
+        if next >= end {
+            return None;
+        }
+        let i = memchr::memchr(delim, &self.data[next..end])?;
+        Some(next + i)
     }
 
     /// Splits off spare room of at least `min` bytes (and at least one read's
@@ -204,6 +309,7 @@ impl ReadBuffer {
         self.head = 0;
         self.lent = 0;
         self.scanned = 0;
+        self.hits_at = NO_HITS;
         n
     }
 }

@@ -26,6 +26,9 @@ pub(crate) struct WriteBuffer {
     buf: BytesMut,
     /// Bytes the buffer accepts before `write` waits.
     capacity: usize,
+    /// Empty; its memory holds the next write's segments (the list comes
+    /// back with the write's result), so a flush allocates nothing.
+    spare_segs: Vec<Bytes>,
 }
 
 impl WriteBuffer {
@@ -37,6 +40,7 @@ impl WriteBuffer {
             leftover_len: 0,
             buf: BytesMut::new(),
             capacity: capacity.max(1),
+            spare_segs: Vec::new(),
         }
     }
 
@@ -87,7 +91,8 @@ impl WriteBuffer {
     /// Takes up to `max` segments for one vectored write: leftovers first,
     /// then everything accepted (frozen, so later copies never touch it).
     pub(crate) fn take_segments(&mut self, max: usize) -> Vec<Bytes> {
-        let mut segs = Vec::with_capacity(self.leftover.len().min(max) + 1);
+        let mut segs = std::mem::take(&mut self.spare_segs);
+        segs.reserve(self.leftover.len().min(max) + 1);
         while segs.len() < max {
             match self.leftover.pop_front() {
                 Some(s) => {
@@ -104,26 +109,25 @@ impl WriteBuffer {
     }
 
     /// The kernel wrote `n` bytes of `segs`: the rest goes back to the front.
-    pub(crate) fn written(&mut self, segs: Vec<Bytes>, mut n: usize) {
-        let mut rest = Vec::new();
-        for mut seg in segs {
-            if n >= seg.len() {
-                n -= seg.len();
-                continue;
-            }
-            seg.advance(n);
-            n = 0;
-            rest.push(seg);
+    pub(crate) fn written(&mut self, mut segs: Vec<Bytes>, mut n: usize) {
+        for seg in &mut segs {
+            let k = n.min(seg.len());
+            seg.advance(k);
+            n -= k;
         }
-        self.restore(rest);
+        segs.retain(|seg| !seg.is_empty());
+        self.restore(segs);
     }
 
     /// Returns all of `segs`, unwritten (after an error), in front of what is
-    /// still waiting.
-    pub(crate) fn restore(&mut self, segs: Vec<Bytes>) {
-        for seg in segs.into_iter().rev() {
+    /// still waiting; the emptied list is kept for the next write.
+    pub(crate) fn restore(&mut self, mut segs: Vec<Bytes>) {
+        for seg in segs.drain(..).rev() {
             self.leftover_len += seg.len();
             self.leftover.push_front(seg);
+        }
+        if segs.capacity() > self.spare_segs.capacity() {
+            self.spare_segs = segs;
         }
     }
 

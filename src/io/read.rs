@@ -1,9 +1,10 @@
 //! Reading methods of `BufReader` built on filling and records.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 
 use super::BufReader;
+use super::reader::NextRecord;
 use crate::source::ReadSource;
 
 impl<S: ReadSource> BufReader<S> {
@@ -17,26 +18,18 @@ impl<S: ReadSource> BufReader<S> {
     ///
     /// Cancel safety: safe. A dropped call consumed nothing (the previous
     /// line is consumed by the next call, which does that first).
-    pub async fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
-        let Some((len, consume)) = poll_fn(|cx| self.poll_record(cx, b'\n', true)).await? else {
-            return Ok(None);
-        };
-        let delimited = consume > len;
-        let line = self.lend(len, consume);
-        Ok(Some(match line {
-            [rest @ .., b'\r'] if delimited => rest,
-            _ => line,
-        }))
+    pub fn next_line(&mut self) -> impl Future<Output = io::Result<Option<&[u8]>>> + '_ {
+        NextRecord::new(self, b'\n', true)
     }
 
     /// The next record ending in `delim`, without it, borrowed from the
     /// buffer until the next call; `None` at the end. Limits and cancel
     /// safety as [`next_line`](BufReader::next_line).
-    pub async fn next_until(&mut self, delim: u8) -> io::Result<Option<&[u8]>> {
-        let Some((len, consume)) = poll_fn(|cx| self.poll_record(cx, delim, false)).await? else {
-            return Ok(None);
-        };
-        Ok(Some(self.lend(len, consume)))
+    pub fn next_until(
+        &mut self,
+        delim: u8,
+    ) -> impl Future<Output = io::Result<Option<&[u8]>>> + '_ {
+        NextRecord::new(self, delim, false)
     }
 
     /// Copies buffered bytes into `dst`, reading first if none are buffered;

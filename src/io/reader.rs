@@ -9,6 +9,7 @@
 mod fill;
 mod plain;
 mod pooled;
+mod record;
 
 use std::future::poll_fn;
 use std::io;
@@ -16,8 +17,9 @@ use std::task::{Context, Poll, ready};
 
 use fill::{Fill, Stop};
 use plain::PlainFill;
+pub(crate) use record::NextRecord;
 
-use crate::buf::{Found, ReadBuffer};
+use crate::buf::ReadBuffer;
 use crate::source::ReadSource;
 
 /// Default size of one read.
@@ -280,58 +282,5 @@ impl<S: ReadSource> BufReader<S> {
         {
             self.stop = Some(stop);
         }
-    }
-
-    /// Polls for the next record ending in `delim` without consuming it:
-    /// `Some((len, consume))` gives the record's length without the
-    /// delimiter and the bytes it spans with it; a last record without a
-    /// delimiter ends the stream; `None` is the end. For a `line`, a `\r`
-    /// before the `\n` is part of the terminator, not of the length limit.
-    pub(crate) fn poll_record(
-        &mut self,
-        cx: &mut Context<'_>,
-        delim: u8,
-        line: bool,
-    ) -> Poll<io::Result<Option<(usize, usize)>>> {
-        self.fill.buf_mut().settle();
-        let max = self.max_record + usize::from(line);
-        loop {
-            match self.fill.buf_mut().find(delim, max) {
-                // Past the maximum only by a line's `\r` (`i <= max` holds).
-                Found::At(i) if i <= self.max_record || self.buffer()[i - 1] == b'\r' => {
-                    return Poll::Ready(Ok(Some((i, i + 1))));
-                }
-                Found::At(_) | Found::TooLong => return Poll::Ready(Err(self.too_long())),
-                Found::NeedMore => {}
-            }
-            let have = self.buffer().len();
-            ready!(self.poll_fill_until(cx, have + 1, Some(delim)))?;
-            if self.buffer().len() == have {
-                // The last record has no delimiter, so no `\r` allowance.
-                if have > self.max_record {
-                    return Poll::Ready(Err(self.too_long()));
-                }
-                return Poll::Ready(Ok((have > 0).then_some((have, have))));
-            }
-        }
-    }
-
-    /// The error for a record longer than the maximum.
-    fn too_long(&self) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "record longer than the maximum of {} bytes (see set_max_record_len)",
-                self.max_record
-            ),
-        )
-    }
-
-    /// Lends out the record found by `poll_record`: `len` bytes, `consume`
-    /// bytes consumed at the next call.
-    pub(crate) fn lend(&mut self, len: usize, consume: usize) -> &[u8] {
-        let buf = self.fill.buf_mut();
-        buf.lend(consume);
-        &buf.lent()[..len]
     }
 }

@@ -24,22 +24,23 @@ mod send;
 pub(crate) mod send_zc;
 mod sendmsg;
 mod shutdown;
+mod spare;
 pub(crate) mod splice;
+mod sys;
 mod timeout;
 mod write;
 mod writev;
 
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use crate::driver::{self, Attempt, CqeResult, Driver, Interest, OpId, Owned};
-use crate::error::Retry;
+use crate::driver::{self, Attempt, CqeResult, Driver, OpId, Owned};
 
 pub(crate) use accept::Accept;
 pub(crate) use accept_multi::AcceptMulti;
@@ -53,6 +54,9 @@ pub(crate) use recv_pool::{RecvOutcome, RecvPool};
 pub(crate) use send::Send;
 pub(crate) use sendmsg::SendMsg;
 pub(crate) use shutdown::Shutdown;
+pub(crate) use spare::Spare;
+use spare::take_out;
+pub(crate) use sys::{or_wait, read_stream, ready_now, syscall_result};
 pub(crate) use timeout::Timeout;
 pub(crate) use write::Write;
 pub(crate) use writev::{MAX_SEGMENTS, Writev};
@@ -174,8 +178,9 @@ enum State<T> {
     },
     /// Never reached the kernel (no runtime, or the queue refused it).
     Failed(Box<T>, io::Error),
-    /// Output already returned.
-    Done,
+    /// Output already returned; the memory the operation lived in, for
+    /// [`Op::recycle`].
+    Done(Option<Box<MaybeUninit<T>>>),
 }
 
 impl<T> std::fmt::Debug for State<T> {
@@ -183,7 +188,7 @@ impl<T> std::fmt::Debug for State<T> {
         match self {
             State::Submitted { id, .. } => write!(f, "Submitted({id:?})"),
             State::Failed(_, e) => write!(f, "Failed({e})"),
-            State::Done => f.write_str("Done"),
+            State::Done(_) => f.write_str("Done"),
         }
     }
 }
@@ -192,7 +197,13 @@ impl<T: Operation> Op<T> {
     /// Hands `op` to the current runtime's driver. Errors (no runtime) are
     /// returned by the first poll, together with the owned data.
     pub(crate) fn submit(op: T) -> Op<T> {
-        let op = Box::new(op);
+        Op::submit_in(op, &mut Spare::new())
+    }
+
+    /// [`submit`](Op::submit) in the memory `spare` kept from an earlier
+    /// operation, if it holds any (then nothing is allocated).
+    pub(crate) fn submit_in(op: T, spare: &mut Spare<T>) -> Op<T> {
+        let op = spare.store(op);
         let state = match driver::current() {
             Ok(driver) => match driver.submit(op, false) {
                 Ok(id) => State::Submitted { driver, id },
@@ -202,6 +213,16 @@ impl<T: Operation> Op<T> {
         };
         Op { state }
     }
+
+    /// Once the output was returned: keeps the operation's memory in
+    /// `spare` for the next one. Before that, it does what dropping does.
+    pub(crate) fn recycle(mut self, spare: &mut Spare<T>) {
+        if let State::Done(memory) = &mut self.state
+            && let Some(memory) = memory.take()
+        {
+            spare.keep(memory);
+        }
+    }
 }
 
 impl<T: Operation> Future for Op<T> {
@@ -209,25 +230,30 @@ impl<T: Operation> Future for Op<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = &mut *self;
-        match &this.state {
+        let (op, res) = match &this.state {
             State::Submitted { driver, id } => {
                 let (data, res) = std::task::ready!(driver.poll_op(*id, cx));
-                this.state = State::Done;
                 let op = data
                     .into_any()
                     .downcast::<T>()
                     .unwrap_or_else(|_| unreachable!("table entry holds the op's own type"));
-                Poll::Ready(op.complete(res))
+                (op, res)
             }
-            State::Failed(..) => match std::mem::replace(&mut this.state, State::Done) {
-                State::Failed(op, e) => Poll::Ready(op.complete(CqeResult {
-                    result: Err(e),
-                    flags: 0,
-                })),
+            State::Failed(..) => match std::mem::replace(&mut this.state, State::Done(None)) {
+                State::Failed(op, e) => (
+                    op,
+                    CqeResult {
+                        result: Err(e),
+                        flags: 0,
+                    },
+                ),
                 _ => unreachable!("matched Failed above"),
             },
-            State::Done => panic!("Op polled after completion"),
-        }
+            State::Done(_) => panic!("Op polled after completion"),
+        };
+        let (op, memory) = take_out(op);
+        this.state = State::Done(Some(memory));
+        Poll::Ready(op.complete(res))
     }
 }
 
@@ -271,11 +297,11 @@ impl<T: Operation> Multishot<T> {
             State::Submitted { driver, id } => {
                 let (res, last) = std::task::ready!(driver.poll_multishot(*id, cx));
                 if last {
-                    self.state = State::Done;
+                    self.state = State::Done(None);
                 }
                 Poll::Ready(Some((res, last)))
             }
-            State::Failed(..) => match std::mem::replace(&mut self.state, State::Done) {
+            State::Failed(..) => match std::mem::replace(&mut self.state, State::Done(None)) {
                 State::Failed(_, e) => Poll::Ready(Some((
                     CqeResult {
                         result: Err(e),
@@ -285,7 +311,7 @@ impl<T: Operation> Multishot<T> {
                 ))),
                 _ => unreachable!("matched Failed above"),
             },
-            State::Done => Poll::Ready(None),
+            State::Done(_) => Poll::Ready(None),
         }
     }
 }
@@ -320,61 +346,4 @@ pub(crate) fn filled(
     // to lie within the capacity just above).
     unsafe { buf.set_len(len) };
     (Ok(n), buf)
-}
-
-/// A system call's return value as a completion result: itself, or `-errno`.
-/// The one place the epoll backend's system call results are read.
-pub(crate) fn syscall_result(ret: isize) -> i32 {
-    if ret < 0 {
-        -io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO)
-    } else {
-        i32::try_from(ret).unwrap_or(i32::MAX)
-    }
-}
-
-/// `-EAGAIN` means: wait until `fd` is ready for `interest`.
-pub(crate) fn or_wait(res: i32, fd: RawFd, interest: Interest) -> Attempt {
-    if crate::error::retry_of_errno(-res) == Retry::WhenReady {
-        Attempt::Wait(fd, interest)
-    } else {
-        Attempt::Done(res)
-    }
-}
-
-/// Whether `fd` is ready for `interest` now (for fds that may be blocking,
-/// such as pipes and terminals shared with other processes).
-pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> bool {
-    let events = match interest {
-        Interest::Read => libc::POLLIN,
-        Interest::Write => libc::POLLOUT,
-    };
-    let mut p = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    // SAFETY: `p` is one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n != 0
-}
-
-/// Reads from a stream fd without blocking: `recv` for sockets, else a
-/// `read` once the fd is readable.
-pub(crate) fn read_stream(fd: RawFd, ptr: *mut u8, len: usize) -> Attempt {
-    // SAFETY: the caller passes memory it owns, valid for `len` bytes.
-    let res = syscall_result(unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) });
-    if res != -libc::ENOTSOCK {
-        return or_wait(res, fd, Interest::Read);
-    }
-    if !ready_now(fd, Interest::Read) {
-        return Attempt::Wait(fd, Interest::Read);
-    }
-    // SAFETY: as above.
-    or_wait(
-        syscall_result(unsafe { libc::read(fd, ptr.cast(), len) }),
-        fd,
-        Interest::Read,
-    )
 }

@@ -25,6 +25,10 @@ pub(crate) struct Recv {
     /// Arm the readiness poll before trying (`IORING_RECVSEND_POLL_FIRST`):
     /// for a socket just drained, a first try would only fail.
     poll_first: bool,
+    /// The same on epoll: the first attempt waits for readiness instead
+    /// of trying (saves the `recv` that fails with `EAGAIN`, one system
+    /// call per request of a ping-pong); cleared by that first attempt.
+    wait_first: bool,
 }
 
 impl Recv {
@@ -35,6 +39,7 @@ impl Recv {
             buf,
             max: usize::MAX,
             poll_first: false,
+            wait_first: false,
         }
     }
 
@@ -44,6 +49,7 @@ impl Recv {
     pub(crate) fn poll_first(fd: SharedFd, buf: BytesMut) -> Recv {
         Recv {
             poll_first: crate::rt::context::driver_has(Cap::PollFirst),
+            wait_first: true,
             ..Recv::new(fd, buf)
         }
     }
@@ -73,6 +79,11 @@ impl Operation for Recv {
 
     fn attempt(&mut self) -> Attempt {
         let fd = self.fd.raw();
+        if std::mem::take(&mut self.wait_first) {
+            // The epoll registration is level-triggered: bytes that arrived
+            // meanwhile are reported at once.
+            return Attempt::Wait(fd, Interest::Read);
+        }
         let spare = self.buf.spare_capacity_mut();
         // SAFETY: the spare capacity of the owned buffer, its length.
         let ret = unsafe {
@@ -139,6 +150,23 @@ mod tests {
             .expect("socket")
             .into();
         SharedFd::new(fd)
+    }
+
+    /// On epoll a receive for a drained socket waits for readiness once
+    /// before it tries, even with bytes already there (the level-triggered
+    /// registration reports them at once); then it receives them. An
+    /// ordinary receive tries at once.
+    #[test]
+    fn epoll_waits_for_readiness_first_only_when_asked() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+        sock.send_to(b"hi", sock.local_addr().expect("addr"))
+            .expect("send");
+        let fd = SharedFd::new(sock.into());
+        let mut first = Recv::poll_first(fd.clone(), BytesMut::with_capacity(8));
+        assert!(matches!(first.attempt(), Attempt::Wait(_, Interest::Read)));
+        assert!(matches!(first.attempt(), Attempt::Done(2)));
+        let mut plain = Recv::new(fd, BytesMut::with_capacity(8));
+        assert!(matches!(plain.attempt(), Attempt::Wait(_, Interest::Read)));
     }
 
     #[test]

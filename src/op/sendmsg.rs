@@ -6,7 +6,7 @@ use std::io;
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
 
-use super::writev::{iovecs, limited_iovecs};
+use super::writev::Iovecs;
 use super::{Operation, or_wait, syscall_result};
 use crate::driver::{Attempt, CqeResult, Interest, SharedFd};
 
@@ -17,9 +17,11 @@ pub(crate) struct SendMsg {
     /// The segments; the kernel reads them through `iovecs`.
     bufs: Vec<Bytes>,
     /// One iovec per segment, pointing into `bufs`.
-    iovecs: Vec<libc::iovec>,
-    /// Boxed so its address is stable; points at `iovecs`.
-    msg: Box<libc::msghdr>,
+    iovecs: Iovecs,
+    /// Points at `iovecs`; the kernel reads it through the entry's
+    /// pointer, which is stable because the driver's table holds the
+    /// operation at a fixed heap address until the completion.
+    msg: libc::msghdr,
 }
 
 impl SendMsg {
@@ -27,10 +29,10 @@ impl SendMsg {
     pub(crate) fn new(fd: SharedFd, bufs: Vec<Bytes>) -> SendMsg {
         SendMsg {
             fd,
-            iovecs: iovecs(&bufs),
+            iovecs: Iovecs::new(&bufs, usize::MAX),
             bufs,
             // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-            msg: Box::new(unsafe { std::mem::zeroed() }),
+            msg: unsafe { std::mem::zeroed() },
         }
     }
 }
@@ -49,20 +51,18 @@ impl Operation for SendMsg {
     const CANCEL_ON_DROP: bool = true;
 
     fn entry(&mut self) -> squeue::Entry {
-        self.msg.msg_iov = self.iovecs.as_mut_ptr();
-        self.msg.msg_iovlen = self.iovecs.len();
-        opcode::SendMsg::new(types::Fd(self.fd.raw()), &*self.msg)
+        (self.msg.msg_iov, self.msg.msg_iovlen) = self.iovecs.raw();
+        opcode::SendMsg::new(types::Fd(self.fd.raw()), &self.msg)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
     }
 
     fn attempt(&mut self) -> Attempt {
-        self.msg.msg_iov = self.iovecs.as_mut_ptr();
-        self.msg.msg_iovlen = self.iovecs.len();
+        (self.msg.msg_iov, self.msg.msg_iovlen) = self.iovecs.raw();
         let fd = self.fd.raw();
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
         // SAFETY: the header points at iovecs describing the owned segments.
-        let ret = unsafe { libc::sendmsg(fd, &*self.msg, flags) };
+        let ret = unsafe { libc::sendmsg(fd, &self.msg, flags) };
         or_wait(syscall_result(ret), fd, Interest::Write)
     }
 
@@ -71,7 +71,7 @@ impl Operation for SendMsg {
     }
 
     fn limit(&mut self, max: usize) -> bool {
-        self.iovecs = limited_iovecs(&self.bufs, max);
+        self.iovecs = Iovecs::new(&self.bufs, max);
         true
     }
 

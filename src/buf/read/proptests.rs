@@ -30,6 +30,8 @@ enum Op {
     Settle,
     /// `find(delim, max)`.
     Find(u8, usize),
+    /// `lend_record(delim, max)`.
+    LendRecord(u8, usize),
     /// `bytes_mut()`, then what a decoder does to it.
     Decode(Decode),
     /// `discard()`, as `into_inner` does: a read in flight is abandoned
@@ -56,17 +58,34 @@ fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(prop::sample::select(&b"ab\n\r\0"[..]), 0..max)
 }
 
+/// Longer runs with delimiters far apart, so searches cross the 64-byte
+/// blocks of the buffer's delimiter masks.
+fn sparse_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    let alphabet = b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab\n\0";
+    prop::collection::vec(prop::sample::select(&alphabet[..]), 0..max)
+}
+
+/// A delimiter to look for and a maximum record length, small or large.
+fn search() -> impl Strategy<Value = (u8, usize)> {
+    (
+        prop::sample::select(&b"\n\n\n\na\0"[..]),
+        prop_oneof![3 => 0usize..24, 1 => 0usize..300],
+    )
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0usize..48, bytes(40)).prop_map(|(min, b)| Op::Read(min, b)),
+        2 => (0usize..300, sparse_bytes(300)).prop_map(|(min, b)| Op::Read(min, b)),
         3 => (0usize..48).prop_map(Op::TakeSpare),
         3 => bytes(40).prop_map(Op::KernelWrite),
+        1 => sparse_bytes(200).prop_map(Op::KernelWrite),
         3 => Just(Op::PutBack),
         3 => prop_oneof![4 => 0usize..4, 1 => 0usize..48].prop_map(Op::Consume),
         2 => any::<usize>().prop_map(Op::Lend),
         1 => Just(Op::Settle),
-        4 => (prop::sample::select(&b"\n\n\n\na\0"[..]), 0usize..24)
-            .prop_map(|(d, m)| Op::Find(d, m)),
+        4 => search().prop_map(|(d, m)| Op::Find(d, m)),
+        3 => search().prop_map(|(d, m)| Op::LendRecord(d, m)),
         2 => prop_oneof![
             Just(Decode::Nothing),
             any::<usize>().prop_map(Decode::SplitTo),
@@ -163,6 +182,16 @@ fn step(b: &mut ReadBuffer, m: &mut Model, op: Op) -> Result<(), TestCaseError> 
         }
         Op::Find(delim, max) => {
             prop_assert_eq!(b.find(delim, max), naive_find(&m.filled, delim, max));
+        }
+        Op::LendRecord(delim, max) => {
+            let got = b.lend_record(delim, max);
+            m.lent.clear();
+            if let Found::At(i) = naive_find(&m.filled, delim, max) {
+                prop_assert_eq!(got, Some(i));
+                m.lent = m.filled.drain(..=i).collect();
+            } else {
+                prop_assert_eq!(got, None);
+            }
         }
         Op::Decode(d) => decode(b, m, d)?,
         Op::Discard => {

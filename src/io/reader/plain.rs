@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use super::fill::Stop;
 use crate::buf::ReadBuffer;
 use crate::error::is_retry;
-use crate::op::{self, CURRENT_POS, Op};
+use crate::op::{self, CURRENT_POS, Op, Spare};
 use crate::source::{ReadSource, advance};
 
 /// A reader's own buffer and the read in flight into its spare part.
@@ -23,6 +23,9 @@ pub(super) struct PlainFill {
     /// The last receive left bytes waiting in the socket: the next one
     /// tries at once instead of waiting for readiness first.
     sock_nonempty: bool,
+    /// The memory of the last finished read (one kind per source), which
+    /// carries the next: no allocation per read.
+    spare: (Spare<op::Read>, Spare<op::Recv>),
 }
 
 /// A read into the buffer's spare part: `read` for files, pipes and
@@ -57,6 +60,7 @@ impl PlainFill {
             buf,
             inflight: None,
             sock_nonempty: false,
+            spare: (Spare::new(), Spare::new()),
         }
     }
 
@@ -100,7 +104,11 @@ impl PlainFill {
         };
         let (res, tail, nonempty) = ready!(Pin::new(op).poll(cx));
         self.sock_nonempty = nonempty;
-        self.inflight = None;
+        match self.inflight.take() {
+            Some(ReadOp::Read(op)) => op.recycle(&mut self.spare.0),
+            Some(ReadOp::Recv(op)) => op.recycle(&mut self.spare.1),
+            None => {}
+        }
         self.buf.put_back(tail);
         Poll::Ready(match res {
             Ok(0) => Some(Stop::End),
@@ -124,14 +132,16 @@ impl PlainFill {
             // Wait for readiness first unless the kernel said the last
             // receive left bytes behind (a bulk stream): then a try at once
             // succeeds, and a poll first would only add a trip.
-            ReadOp::Recv(Op::submit(if self.sock_nonempty {
+            let recv = if self.sock_nonempty {
                 op::Recv::new(fd, tail)
             } else {
                 op::Recv::poll_first(fd, tail)
-            }))
+            };
+            ReadOp::Recv(Op::submit_in(recv, &mut self.spare.1))
         } else {
             let pos = source.read_pos().map_or(CURRENT_POS, Cell::get);
-            ReadOp::Read(Op::submit(op::Read::new(fd, tail, pos)))
+            let read = op::Read::new(fd, tail, pos);
+            ReadOp::Read(Op::submit_in(read, &mut self.spare.0))
         });
     }
 

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Bytes, BytesMut};
 
 use crate::buf::WriteBuffer;
-use crate::op::{self, CURRENT_POS, Op};
+use crate::op::{self, CURRENT_POS, Op, Spare};
 use crate::source::{advance, sealed};
 
 /// The buffer and the operations in flight, apart from the sink.
@@ -26,6 +26,8 @@ pub(crate) struct WriteState {
     /// Why the sink's stream is broken (a `copy_file` stopped part way,
     /// `io/copy_file.rs`): every later write, flush and shutdown fails.
     poisoned: Option<String>,
+    /// The memory of the last finished write, which carries the next.
+    spare: (Spare<op::SendMsg>, Spare<op::Writev>),
 }
 
 /// A vectored write: `writev` for files and pipes, `sendmsg` (no SIGPIPE)
@@ -57,6 +59,7 @@ impl WriteState {
             inflight: None,
             shutdown: None,
             poisoned: None,
+            spare: (Spare::new(), Spare::new()),
         }
     }
 
@@ -85,10 +88,13 @@ impl WriteState {
         let segs = self.buf.take_segments(op::MAX_SEGMENTS);
         let fd = sink.shared_fd().clone();
         self.inflight = Some(if sink.is_socket() {
-            WriteOp::SendMsg(Op::submit(op::SendMsg::new(fd, segs)))
+            WriteOp::SendMsg(Op::submit_in(op::SendMsg::new(fd, segs), &mut self.spare.0))
         } else {
             let pos = sink.write_pos().map_or(CURRENT_POS, Cell::get);
-            WriteOp::Writev(Op::submit(op::Writev::new(fd, segs, pos)))
+            WriteOp::Writev(Op::submit_in(
+                op::Writev::new(fd, segs, pos),
+                &mut self.spare.1,
+            ))
         });
     }
 
@@ -102,7 +108,11 @@ impl WriteState {
             return Poll::Ready(Ok(()));
         };
         let (res, segs) = ready!(Pin::new(op).poll(cx));
-        self.inflight = None;
+        match self.inflight.take() {
+            Some(WriteOp::SendMsg(op)) => op.recycle(&mut self.spare.0),
+            Some(WriteOp::Writev(op)) => op.recycle(&mut self.spare.1),
+            None => {}
+        }
         match res {
             Ok(0) if segs.iter().any(|s| !s.is_empty()) => {
                 let total = segs.iter().map(|s| s.len()).sum();
