@@ -17,6 +17,7 @@ use std::task::{Context, Poll, ready};
 use fill::{Fill, Stop};
 use plain::PlainFill;
 
+use super::deadline::Deadline;
 use crate::buf::{Found, ReadBuffer};
 use crate::source::ReadSource;
 
@@ -66,6 +67,8 @@ pub struct BufReader<S> {
     stop: Option<Stop>,
     /// Longest line or delimited record accepted.
     max_record: usize,
+    /// Read deadlines and their one timer (`io/deadline.rs`).
+    pub(super) deadline: Deadline,
 }
 
 impl<S: ReadSource> BufReader<S> {
@@ -90,6 +93,7 @@ impl<S: ReadSource> BufReader<S> {
             fill,
             stop: None,
             max_record: DEFAULT_MAX_RECORD,
+            deadline: Deadline::default(),
         }
     }
 
@@ -267,7 +271,8 @@ impl<S: ReadSource> BufReader<S> {
                 Some(Stop::Failed(e)) => return Poll::Ready(Err(e)),
                 None => {}
             }
-            let seen = ready!(self.fill.poll_more(cx, &self.source, n));
+            let more = self.fill.poll_more(cx, &self.source, n);
+            let seen = ready!(self.deadline.poll_wait(cx, more))?;
             self.note(seen);
         }
     }
