@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use support::pool::{Mode, run_mode};
 use support::{fd_count, read_exact, tcp_pair};
 use uring_bufio::io::{BufStream, BufWriter};
-use uring_bufio::net::TcpStream;
+use uring_bufio::net::{TcpStream, UnixStream};
 use uring_bufio::spawn;
 use uring_bufio::time::sleep;
 
@@ -390,4 +390,35 @@ mod faults {
         assert!(checked > checked_before, "the quarantine checked nothing");
         assert_eq!(bad, bad_before, "bytes written after release");
     }
+}
+
+#[cfg(feature = "hosted")]
+mod hosted_support;
+
+/// Hosted on a tokio runtime that has no time driver at all: the deadline's
+/// timer is our own driver's (a kernel timeout on the thread's ring, or
+/// the epoll backend's timer), so it fires, the reader reads on after it,
+/// and the timer left armed is released at shutdown (nothing leaked).
+#[cfg(feature = "hosted")]
+#[test]
+fn deadlines_work_hosted_without_tokio_timers() {
+    let _serial = serial();
+    hosted_support::within(LIMIT, || {
+        let h = hosted_support::Hosted::bare();
+        h.block_on(async {
+            let (ours, mut peer) = std::os::unix::net::UnixStream::pair()?;
+            let mut r = uring_bufio::io::BufReader::new(UnixStream::from_std(ours));
+            r.set_read_timeout(Some(Duration::from_millis(20)))?;
+            let err = r.fill_buf().await.unwrap_err();
+            assert!(timed_out(&err), "{err}");
+            std::io::Write::write_all(&mut peer, b"late")?;
+            assert_eq!(r.fill_buf().await?, b"late");
+            r.set_read_deadline(Some(Instant::now() + Duration::from_secs(60)));
+            r.consume(4);
+            let mut call = Box::pin(r.fill_buf());
+            let _ = support::poll_once(&mut call).await;
+            Ok(())
+        });
+        h.finish();
+    });
 }
