@@ -196,13 +196,13 @@ impl Limits {
     /// The call waits: `Ready(TimedOut)` once it is due, else `Pending`
     /// with the timer armed to wake it no later than then.
     fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let now = Instant::now();
+        let mut now = Instant::now();
         let since = *self.waiting_since.get_or_insert(now);
         let Some((due, idle)) = self.due(since) else {
             return Poll::Pending;
         };
         loop {
-            if Instant::now() >= due {
+            if now >= due {
                 self.waiting_since = None;
                 return Poll::Ready(self.timed_out(idle));
             }
@@ -216,11 +216,12 @@ impl Limits {
                         if let Err(e) = res {
                             return Poll::Ready(e);
                         }
+                        now = Instant::now();
                     }
                 },
                 // None armed, or armed too late: one timer, replaced.
                 _ => {
-                    let wait = due.saturating_duration_since(Instant::now());
+                    let wait = due.saturating_duration_since(now);
                     self.timer = Some((due, Op::submit(op::Timeout::new(wait))));
                 }
             }
