@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use support::pool::{Mode, run_mode};
 use support::{fd_count, read_exact, tcp_pair};
 use uring_bufio::io::{BufStream, BufWriter};
-use uring_bufio::net::{TcpStream, UnixStream};
+use uring_bufio::net::TcpStream;
 use uring_bufio::spawn;
 use uring_bufio::time::sleep;
 
@@ -407,7 +407,8 @@ fn deadlines_work_hosted_without_tokio_timers() {
         let h = hosted_support::Hosted::bare();
         h.block_on(async {
             let (ours, mut peer) = std::os::unix::net::UnixStream::pair()?;
-            let mut r = uring_bufio::io::BufReader::new(UnixStream::from_std(ours));
+            let mut r =
+                uring_bufio::io::BufReader::new(uring_bufio::net::UnixStream::from_std(ours));
             r.set_read_timeout(Some(Duration::from_millis(20)))?;
             let err = r.fill_buf().await.unwrap_err();
             assert!(timed_out(&err), "{err}");
