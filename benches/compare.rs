@@ -15,6 +15,8 @@
 
 #[path = "compare/cases.rs"]
 mod cases;
+#[path = "compare/deadline.rs"]
+mod deadline;
 #[path = "compare/launcher.rs"]
 mod launcher;
 #[path = "compare/measure.rs"]
@@ -58,6 +60,12 @@ pub enum Contender {
     Pool,
     /// uring-bufio on io_uring hosted on tokio (`--features hosted`).
     Hosted,
+    /// `uring` whose server sets read deadlines on every reader
+    /// (request/response workloads only; `compare/deadline.rs`).
+    Deadline,
+    /// `uring` whose server wraps every read call in `time::timeout`
+    /// (request/response workloads only).
+    TimeoutEach,
     /// tokio, current-thread runtime.
     Tokio,
     /// monoio, io_uring.
@@ -69,12 +77,14 @@ pub enum Contender {
 }
 
 /// Every contender, in table order.
-pub const ALL: [Contender; 9] = [
+pub const ALL: [Contender; 11] = [
     Contender::Uring,
     Contender::Epoll,
     Contender::Frames,
     Contender::Pool,
     Contender::Hosted,
+    Contender::Deadline,
+    Contender::TimeoutEach,
     Contender::Tokio,
     Contender::Monoio,
     Contender::Std,
@@ -90,6 +100,8 @@ impl Contender {
             Contender::Frames => "frames",
             Contender::Pool => "pool",
             Contender::Hosted => "hosted",
+            Contender::Deadline => "deadline",
+            Contender::TimeoutEach => "timeout",
             Contender::Tokio => "tokio",
             Contender::Monoio => "monoio",
             Contender::Std => "std",
@@ -168,9 +180,13 @@ compare: uring-bufio against tokio, monoio, std and cat
                      multi-thread runtime with N threads, client process apart)
   --workers LIST     worker counts of the cores workload (default 1,2)
   --client-threads N threads of the cores workload's client (default 1)
-  --contenders LIST  uring,epoll,frames,pool,hosted,tokio,monoio,std,cat
+  --contenders LIST  uring,epoll,frames,pool,hosted,deadline,timeout,tokio,
+                     monoio,std,cat
                      (pool: pooled readers, socket workloads only;
-                     hosted: needs --features hosted)
+                     hosted: needs --features hosted; deadline, timeout:
+                     the uring server with read deadlines on every reader,
+                     or time::timeout around every read; pingpong and
+                     pipeline only)
   --filter TEXT      only cases whose name contains TEXT
   --csv PATH         CSV output (default <target dir>/compare.csv)
 SIZE takes K, M, G suffixes (powers of 1024).";

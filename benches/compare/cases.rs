@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::deadline::{self, Bound};
 use crate::measure::{count_syscalls, quantile_us};
 use crate::net::{NetCase, Placement, Reply, run_pair};
 use uring_bufio::PoolConfig;
@@ -241,6 +242,8 @@ fn run_net(c: Contender, placement: Placement, case: &NetCase) -> io::Result<Vec
             Contender::Hosted => peer_hosted::serve(l, &sc),
             Contender::Monoio => peer_monoio::serve(l, &sc),
             Contender::Std => peer_std::serve(l, &sc),
+            Contender::Deadline => deadline::serve(Bound::Deadline, l, &sc),
+            Contender::TimeoutEach => deadline::serve(Bound::TimeoutEach, l, &sc),
             c => ours::serve(mode(c, pool), l, &sc),
         },
         move |a| match c {
@@ -248,6 +251,9 @@ fn run_net(c: Contender, placement: Placement, case: &NetCase) -> io::Result<Vec
             Contender::Hosted => peer_hosted::client(a, &cc),
             Contender::Monoio => peer_monoio::client(a, &cc),
             Contender::Std => peer_std::client(a, &cc),
+            Contender::Deadline | Contender::TimeoutEach => {
+                ours::client(mode(Contender::Uring, pool), a, &cc)
+            }
             c => ours::client(mode(c, pool), a, &cc),
         },
     )?;
@@ -269,6 +275,8 @@ fn net_contenders(conns: usize) -> Vec<Contender> {
         Contender::Uring,
         Contender::Epoll,
         Contender::Pool,
+        Contender::Deadline,
+        Contender::TimeoutEach,
         Contender::Tokio,
         Contender::Monoio,
     ];

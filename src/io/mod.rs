@@ -13,6 +13,7 @@
 
 mod compat;
 mod copy_file;
+mod deadline;
 mod frames;
 mod graceful;
 mod lines;

@@ -19,6 +19,7 @@ use fill::{Fill, Stop};
 use plain::PlainFill;
 pub(crate) use record::NextRecord;
 
+use super::deadline::Deadline;
 use crate::buf::ReadBuffer;
 use crate::source::ReadSource;
 
@@ -68,6 +69,8 @@ pub struct BufReader<S> {
     stop: Option<Stop>,
     /// Longest line or delimited record accepted.
     max_record: usize,
+    /// Read deadlines and their one timer (`io/deadline.rs`).
+    pub(super) deadline: Deadline,
 }
 
 impl<S: ReadSource> BufReader<S> {
@@ -92,6 +95,7 @@ impl<S: ReadSource> BufReader<S> {
             fill,
             stop: None,
             max_record: DEFAULT_MAX_RECORD,
+            deadline: Deadline::default(),
         }
     }
 
@@ -269,7 +273,8 @@ impl<S: ReadSource> BufReader<S> {
                 Some(Stop::Failed(e)) => return Poll::Ready(Err(e)),
                 None => {}
             }
-            let seen = ready!(self.fill.poll_more(cx, &self.source, n));
+            let more = self.fill.poll_more(cx, &self.source, n);
+            let seen = ready!(self.deadline.poll_wait(cx, more))?;
             self.note(seen);
         }
     }

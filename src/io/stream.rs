@@ -39,7 +39,7 @@ use crate::source::{ReadSource, WriteSink};
 #[derive(Debug)]
 pub struct BufStream<S: WriteSink> {
     /// Reading on top, writing underneath.
-    inner: BufReader<BufWriter<S>>,
+    pub(super) inner: BufReader<BufWriter<S>>,
 }
 
 impl<S: ReadSource + WriteSink> BufStream<S> {

@@ -129,6 +129,11 @@ impl<S: WriteSink> BufWriter<S> {
         self.state.buffer()
     }
 
+    /// The state.
+    pub(crate) fn state(&self) -> &WriteState {
+        &self.state
+    }
+
     /// The sink and the state, borrowed apart.
     pub(crate) fn parts_mut(&mut self) -> (&S, &mut WriteState) {
         (&self.sink, &mut self.state)

@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Bytes, BytesMut};
 
 use crate::buf::WriteBuffer;
+use crate::io::deadline::Deadline;
 use crate::op::{self, CURRENT_POS, Op, Spare};
 use crate::source::{advance, sealed};
 
@@ -28,6 +29,9 @@ pub(crate) struct WriteState {
     poisoned: Option<String>,
     /// The memory of the last finished write, which carries the next.
     spare: (Spare<op::SendMsg>, Spare<op::Writev>),
+    /// Write deadlines and their one timer (`io/deadline.rs`): bound every
+    /// wait for room, for a flush and for a shutdown.
+    pub(in crate::io) deadline: Deadline,
 }
 
 /// A vectored write: `writev` for files and pipes, `sendmsg` (no SIGPIPE)
@@ -60,6 +64,7 @@ impl WriteState {
             shutdown: None,
             poisoned: None,
             spare: (Spare::new(), Spare::new()),
+            deadline: Deadline::default(),
         }
     }
 
@@ -120,6 +125,7 @@ impl WriteState {
                 Poll::Ready(Err(crate::error::write_zero(0, total)))
             }
             Ok(n) => {
+                self.deadline.progress();
                 advance(sink.write_pos(), n);
                 self.buf.written(segs, n);
                 Poll::Ready(Ok(()))
@@ -188,6 +194,17 @@ impl WriteState {
         sink: &impl sealed::Write,
         copy: impl FnOnce(&mut WriteBuffer) -> usize,
     ) -> Poll<io::Result<usize>> {
+        let p = self.poll_room_then(cx, sink, copy);
+        self.deadline.poll_wait_io(cx, p)
+    }
+
+    /// [`poll_write_with`](WriteState::poll_write_with) without the deadline.
+    fn poll_room_then(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+        copy: impl FnOnce(&mut WriteBuffer) -> usize,
+    ) -> Poll<io::Result<usize>> {
         self.check_poison()?;
         // Book a finished write without waiting for one.
         if self.inflight.is_some()
@@ -208,6 +225,16 @@ impl WriteState {
 
     /// Writes everything buffered.
     pub(crate) fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: &impl sealed::Write,
+    ) -> Poll<io::Result<()>> {
+        let p = self.poll_drain(cx, sink);
+        self.deadline.poll_wait_io(cx, p)
+    }
+
+    /// [`poll_flush`](WriteState::poll_flush) without the deadline.
+    fn poll_drain(
         &mut self,
         cx: &mut Context<'_>,
         sink: &impl sealed::Write,
@@ -242,7 +269,8 @@ impl WriteState {
         let op = self.shutdown.get_or_insert_with(|| {
             Op::submit(op::Shutdown::new(sink.shared_fd().clone(), libc::SHUT_WR))
         });
-        let res = ready!(Pin::new(op).poll(cx));
+        let polled = Pin::new(op).poll(cx);
+        let res = ready!(self.deadline.poll_wait(cx, polled))?;
         self.shutdown = None;
         Poll::Ready(match res {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
