@@ -103,6 +103,8 @@ pub(crate) struct Config {
     pub(crate) kind: Option<Kind>,
     /// Sizing of the receive buffer pool, built at first use.
     pub(crate) pool: PoolConfig,
+    /// Smallest `write_bytes` sent with `IORING_OP_SEND_ZC`; `None`: never.
+    pub(crate) zero_copy_threshold: Option<usize>,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Option<faults::FaultPlan>,
@@ -115,6 +117,9 @@ pub(crate) struct Driver {
     /// What the backend can do, minus what was switched off; fixed from
     /// start, so asking needs no borrow.
     caps: Caps,
+    /// Smallest `write_bytes` sent zero-copy (`None`: never); see
+    /// [`Driver::zero_copy_threshold`].
+    zero_copy_threshold: Option<usize>,
     /// The hosted driver task's link (idle on our own runtime).
     pub(crate) host: host::Link,
     /// [`shutdown`](Driver::shutdown) ran: dropping does not run it again.
@@ -168,7 +173,9 @@ impl Driver {
         };
         #[cfg(feature = "fault-injection")]
         let backend = faults::wrap(backend, config.faults.clone());
-        Ok(Driver::with_backend(backend, config.pool, off))
+        let mut driver = Driver::with_backend(backend, config.pool, off);
+        driver.zero_copy_threshold = config.zero_copy_threshold;
+        Ok(driver)
     }
 
     /// A driver over `backend` (the runtime's, or a fake in unit tests),
@@ -180,6 +187,7 @@ impl Driver {
     ) -> Driver {
         Driver {
             caps: backend.caps().without(off),
+            zero_copy_threshold: None,
             inner: RefCell::new(Inner {
                 backend,
                 table: Table::default(),
@@ -207,6 +215,12 @@ impl Driver {
     /// the backend started).
     pub(crate) fn has(&self, cap: Cap) -> bool {
         self.caps.has(cap)
+    }
+
+    /// The smallest `write_bytes` buffer sent with `IORING_OP_SEND_ZC`
+    /// (where [`Cap::SendZc`] is on); `None`: zero-copy sends are off.
+    pub(crate) fn zero_copy_threshold(&self) -> Option<usize> {
+        self.zero_copy_threshold
     }
 
     /// An fd readable while completions wait, so another event loop can

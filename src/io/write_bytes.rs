@@ -37,9 +37,12 @@ impl<S: WriteSink> BufWriter<S> {
     /// Sends `buf` after everything buffered, without copying it into the
     /// writer's buffer: the writer is flushed, then `buf` goes to the
     /// socket from its own memory, with `IORING_OP_SEND_ZC` where the
-    /// runtime has [`Capability::SendZc`](crate::Capability::SendZc) (the
-    /// kernel sends from `buf`'s pages), else with a plain send (the
-    /// kernel copies, but this crate does not). Short sends are resumed.
+    /// runtime has [`Capability::SendZc`](crate::Capability::SendZc) and
+    /// `buf` is at least the runtime's
+    /// [`zero_copy_threshold`](crate::Builder::zero_copy_threshold)
+    /// (default 16 KiB; the kernel sends from `buf`'s pages), else with a
+    /// plain send (the kernel copies, but this crate does not). Short sends
+    /// are resumed.
     /// Sockets that refuse zero-copy sends (Unix sockets) get plain sends.
     /// For sinks that are not sockets it is [`write_all`](BufWriter::write_all).
     ///
@@ -47,8 +50,8 @@ impl<S: WriteSink> BufWriter<S> {
     /// notification once the network no longer needs the pages); `buf`
     /// is kept, by the runtime, until that notification, so it is freed
     /// only then even if this future or the writer is dropped. Zero-copy
-    /// pays off only for large buffers on a real NIC (tens of KiB and up;
-    /// a threshold needs measuring there): over loopback the kernel copies
+    /// pays off only for large buffers on a real NIC (hence the threshold,
+    /// which needs measuring there): over loopback the kernel copies
     /// anyway ([`zero_copy_usage`] counts how often).
     ///
     /// Cancel safety: dropped while flushing, nothing of `buf` was sent
@@ -76,7 +79,7 @@ impl<S: WriteSink> BufWriter<S> {
             return self.write_all(&buf).await;
         }
         self.flush().await?;
-        let mut zero_copy = crate::rt::context::driver_has(Cap::SendZc);
+        let mut zero_copy = use_zero_copy(buf.len())?;
         let mut guard = Guard::new(self, "write_bytes");
         let fd = guard.writer.get_ref().shared_fd().clone();
         let mut rest = buf;
@@ -105,6 +108,17 @@ impl<S: WriteSink> BufWriter<S> {
         guard.done = true;
         Ok(())
     }
+}
+
+/// Whether a `write_bytes` of `len` bytes goes out zero-copy: where the
+/// runtime has the capability and `len` reaches its threshold
+/// ([`Builder::zero_copy_threshold`](crate::Builder::zero_copy_threshold)).
+fn use_zero_copy(len: usize) -> io::Result<bool> {
+    if !crate::rt::context::driver_has(Cap::SendZc) {
+        return Ok(false);
+    }
+    let threshold = crate::rt::context::current_driver()?.zero_copy_threshold();
+    Ok(threshold.is_some_and(|t| len >= t))
 }
 
 /// Submits `op` and returns its first completion (the send's result);

@@ -64,7 +64,12 @@ pub struct Builder {
     linger: Duration,
     /// Receive buffer pool sizing.
     pool: PoolConfig,
+    /// Smallest `write_bytes` sent zero-copy; `None`: never.
+    zero_copy_threshold: Option<usize>,
 }
+
+/// The default of [`Builder::zero_copy_threshold`]: 16 KiB.
+pub(crate) const DEFAULT_ZERO_COPY_THRESHOLD: usize = 16 * 1024;
 
 impl Default for Builder {
     fn default() -> Builder {
@@ -75,6 +80,7 @@ impl Default for Builder {
             faults: None,
             linger: Duration::from_secs(10),
             pool: PoolConfig::default(),
+            zero_copy_threshold: Some(DEFAULT_ZERO_COPY_THRESHOLD),
         }
     }
 }
@@ -118,6 +124,21 @@ impl Builder {
         self
     }
 
+    /// From what size [`BufWriter::write_bytes`](crate::io::BufWriter::write_bytes)
+    /// sends with `IORING_OP_SEND_ZC` (where the runtime has
+    /// [`Capability::SendZc`](crate::Capability::SendZc)); smaller buffers,
+    /// and all of them with `None`, go out with a plain send from their
+    /// own memory. Default `Some(16 * 1024)` (16 KiB): a
+    /// zero-copy send costs a second completion and pins the pages until
+    /// the network is done, which pays only for large buffers. The right
+    /// size depends on the NIC: on loopback the kernel copies every
+    /// zero-copy send anyway (see `docs/large-responses.md`). The epoll
+    /// backend never sends zero-copy and ignores this.
+    pub fn zero_copy_threshold(&mut self, threshold: Option<usize>) -> &mut Builder {
+        self.zero_copy_threshold = threshold;
+        self
+    }
+
     /// Injects faults into this runtime's operations (feature
     /// `fault-injection`, for tests only).
     #[cfg(feature = "fault-injection")]
@@ -135,6 +156,7 @@ impl Builder {
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
             pool: self.pool,
+            zero_copy_threshold: self.zero_copy_threshold,
         };
         let mut off = Caps::switched_off()?;
         if hosted {
