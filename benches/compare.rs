@@ -17,6 +17,8 @@
 mod cases;
 #[path = "compare/deadline.rs"]
 mod deadline;
+#[path = "compare/large.rs"]
+mod large;
 #[path = "compare/launcher.rs"]
 mod launcher;
 #[path = "compare/measure.rs"]
@@ -74,10 +76,18 @@ pub enum Contender {
     Std,
     /// `cat FILE > /dev/null` (line scan only).
     Cat,
+    /// `large` workload: 1 MiB `write_bytes` (zero-copy sends).
+    ZcSend,
+    /// `large` workload: 1 MiB `write_all` (copied into the buffer).
+    CopyAll,
+    /// `large` workload: `io::copy_file` (splice).
+    CopyFile,
+    /// `large` workload: `BufReader<File>` + `write_all`.
+    ReadWrite,
 }
 
 /// Every contender, in table order.
-pub const ALL: [Contender; 11] = [
+pub const ALL: [Contender; 15] = [
     Contender::Uring,
     Contender::Epoll,
     Contender::Frames,
@@ -89,6 +99,10 @@ pub const ALL: [Contender; 11] = [
     Contender::Monoio,
     Contender::Std,
     Contender::Cat,
+    Contender::ZcSend,
+    Contender::CopyAll,
+    Contender::CopyFile,
+    Contender::ReadWrite,
 ];
 
 impl Contender {
@@ -106,6 +120,10 @@ impl Contender {
             Contender::Monoio => "monoio",
             Contender::Std => "std",
             Contender::Cat => "cat",
+            Contender::ZcSend => "zc_send",
+            Contender::CopyAll => "copy_all",
+            Contender::CopyFile => "copyfile",
+            Contender::ReadWrite => "rd_wr",
         }
     }
 
@@ -160,28 +178,35 @@ pub struct Params {
     pub workers: Vec<usize>,
     /// Threads of the `cores` workload's client process.
     pub client_threads: usize,
+    /// Bytes of each `large` case (the file's size, the 1 MiB writes' total).
+    pub large_bytes: u64,
 }
 
 /// The workloads, by name.
-pub const WORKLOADS: [&str; 6] = ["scan", "pingpong", "pipeline", "bulk", "codec", "cores"];
+pub const WORKLOADS: [&str; 7] = [
+    "scan", "pingpong", "pipeline", "bulk", "codec", "cores", "large",
+];
 
 const HELP: &str = "\
 compare: uring-bufio against tokio, monoio, std and cat
 
-  --quick            short run (2 rounds, 16 MiB file, 50 ms runs, 64 MiB bulk)
+  --quick            short run (2 rounds, 16 MiB file, 50 ms runs, 64 MiB bulk and large)
   --rounds N         rounds per case (default 5)
   --duration SECS    measured seconds per socket run (default 0.5)
   --scan-bytes SIZE  size of each scanned file (default 1G)
   --bulk-bytes SIZE  bytes of the bulk stream (default 4G)
   --codec-bytes SIZE bytes of lines in the codec workload (default 256M)
+  --large-bytes SIZE bytes of each large case (file, 1 MiB writes; default 1G)
   --cap SIZE         buffer size of every reader and writer (default 64K)
-  --only LIST        workloads: scan,pingpong,pipeline,bulk,codec,cores
+  --only LIST        workloads: scan,pingpong,pipeline,bulk,codec,cores,large
+                     (large: 1 MiB write_bytes against write_all, and
+                     copy_file against read+write_all and std io::copy)
                      (cores: the launcher with N workers against tokio's
                      multi-thread runtime with N threads, client process apart)
   --workers LIST     worker counts of the cores workload (default 1,2)
   --client-threads N threads of the cores workload's client (default 1)
   --contenders LIST  uring,epoll,frames,pool,hosted,deadline,timeout,tokio,
-                     monoio,std,cat
+                     monoio,std,cat,zc_send,copy_all,copyfile,rd_wr
                      (pool: pooled readers, socket workloads only;
                      hosted: needs --features hosted; deadline, timeout:
                      the uring server with read deadlines on every reader,
@@ -229,6 +254,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
         csv: default_csv(),
         workers: vec![1, 2],
         client_threads: 1,
+        large_bytes: 1 << 30,
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -242,6 +268,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
                 p.scan_bytes = 16 << 20;
                 p.bulk_bytes = 64 << 20;
                 p.codec_bytes = 8 << 20;
+                p.large_bytes = 64 << 20;
             }
             "--rounds" => p.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--duration" => {
@@ -251,6 +278,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
             "--scan-bytes" => p.scan_bytes = parse_size(&value()?)?,
             "--bulk-bytes" => p.bulk_bytes = parse_size(&value()?)?,
             "--codec-bytes" => p.codec_bytes = parse_size(&value()?)?,
+            "--large-bytes" => p.large_bytes = parse_size(&value()?)?,
             "--cap" => p.cap = parse_size(&value()?)? as usize,
             "--only" => p.only = value()?.split(',').map(str::to_string).collect(),
             "--contenders" => {

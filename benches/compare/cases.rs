@@ -124,6 +124,7 @@ pub fn all(p: &Params, dir: &Path) -> io::Result<Vec<Case>> {
             "bulk" => cases.push(bulk_case(p)),
             "codec" => cases.push(codec_case(p)),
             "cores" => cases.extend(crate::launcher::cases(p)?),
+            "large" => cases.extend(crate::large::cases(p, dir)?),
             _ => unreachable!("workload names are checked when parsing"),
         }
     }
