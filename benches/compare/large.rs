@@ -9,8 +9,10 @@
 //!   and with std's `io::copy` from a std `File` to a std `TcpStream`
 //!   (`std`: sendfile).
 //!
-//! The sender is the thread that accepts (pinned to CPU 0): its CPU time
-//! is the `send CPU s/GB` figure. The receiver (CPU 1) is the same for
+//! The sender is the thread that accepts (pinned to CPU 0). `send CPU
+//! s/GB` is the process's CPU time less the receiver thread's: the
+//! sender's thread and the io-wq workers its splices run in (which
+//! `send thread s/GB`, the sender's thread alone, misses). The receiver (CPU 1) is the same for
 //! every contender: a blocking std read loop, whose time from connect to
 //! end of stream gives GB/s.
 
@@ -24,6 +26,7 @@ use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::{DriverKind, Runtime, fs::File};
 
 use crate::cases::Case;
+use crate::measure::thread_cpu_secs;
 use crate::net::{Placement, run_pair};
 use crate::{Contender, Metric, Params, metric};
 
@@ -83,8 +86,12 @@ fn sender_run(
     send: impl FnOnce(std::net::TcpListener) -> io::Result<u64> + Send + 'static,
 ) -> io::Result<Vec<Metric>> {
     let before = zero_copy_usage();
+    let cpu = process_cpu_secs();
     let pair = run_pair(Placement::DiffCores, 1, send, receive)?;
-    let (bytes, secs) = pair.client;
+    // The whole process's CPU but the receiver's thread: the sender's
+    // thread and the io-wq workers it handed splices to.
+    let (bytes, secs, recv_cpu) = pair.client;
+    let send_cpu = process_cpu_secs() - cpu - recv_cpu;
     if bytes != pair.server {
         return Err(io::Error::other(format!(
             "{}: received {bytes} of {} bytes",
@@ -98,21 +105,40 @@ fn sender_run(
     let gb = bytes as f64 / 1e9;
     Ok(vec![
         metric("GB/s", gb / secs),
-        metric("send CPU s/GB", pair.server_cpu / gb),
+        metric("send CPU s/GB", send_cpu / gb),
+        metric("send thread s/GB", pair.server_cpu / gb),
         metric("zc notifs", notes),
         metric("zc copied", copied),
     ])
 }
 
-/// Connects and reads to end of stream; returns bytes and seconds.
-fn receive(addr: std::net::SocketAddr) -> io::Result<(u64, f64)> {
+/// CPU time (user and system) of the whole process so far, in seconds,
+/// io-wq worker threads included.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: `rusage` is plain data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a live, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Connects and reads to end of stream; returns bytes, seconds, and the
+/// CPU seconds of this (the receiver's) thread.
+fn receive(addr: std::net::SocketAddr) -> io::Result<(u64, f64, f64)> {
+    let cpu = thread_cpu_secs();
     let mut s = std::net::TcpStream::connect(addr)?;
     let start = Instant::now();
     let mut buf = vec![0u8; 256 << 10];
     let mut n = 0u64;
     loop {
         match s.read(&mut buf)? {
-            0 => return Ok((n, start.elapsed().as_secs_f64())),
+            0 => {
+                let secs = start.elapsed().as_secs_f64();
+                return Ok((n, secs, thread_cpu_secs() - cpu));
+            }
             k => n += k as u64,
         }
     }
