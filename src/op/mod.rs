@@ -70,6 +70,11 @@ pub trait Operation: Sized + 'static {
     /// when its future is dropped, the driver sends an async cancel.
     const CANCEL_ON_DROP: bool = false;
 
+    /// Multishot: after its first completion the operation ends on its
+    /// own (only a notification follows, as for a zero-copy send), so a
+    /// future dropped after collecting one has nothing to cancel.
+    const ENDS_AFTER_FIRST: bool = false;
+
     /// Builds the submission entry. `self` already sits at its final heap
     /// address, so the entry may point into it.
     fn entry(&mut self) -> squeue::Entry;
@@ -266,13 +271,16 @@ impl<T: Operation> Drop for Op<T> {
 }
 
 /// A submitted multishot operation: one submission, many completions.
-/// Dropping it cancels the operation; completions still queued, and those
+/// Dropping it cancels the operation (unless
+/// [`Operation::ENDS_AFTER_FIRST`] and one was collected); completions still queued, and those
 /// that arrive until the kernel confirms the end, are released through
 /// [`Operation::abandoned_one`] and [`Operation::abandoned`].
 #[derive(Debug)]
 pub(crate) struct Multishot<T: Operation> {
     /// Where the operation is.
     state: State<T>,
+    /// A completion was collected (see [`Operation::ENDS_AFTER_FIRST`]).
+    collected: bool,
 }
 
 impl<T: Operation> Multishot<T> {
@@ -286,7 +294,10 @@ impl<T: Operation> Multishot<T> {
             },
             Err(e) => State::Failed(op, e),
         };
-        Multishot { state }
+        Multishot {
+            state,
+            collected: false,
+        }
     }
 
     /// The next completion, and whether it is the last (the operation is
@@ -296,6 +307,7 @@ impl<T: Operation> Multishot<T> {
         match &self.state {
             State::Submitted { driver, id } => {
                 let (res, last) = std::task::ready!(driver.poll_multishot(*id, cx));
+                self.collected = true;
                 if last {
                     self.state = State::Done(None);
                 }
@@ -319,7 +331,9 @@ impl<T: Operation> Multishot<T> {
 impl<T: Operation> Drop for Multishot<T> {
     fn drop(&mut self) {
         if let State::Submitted { driver, id } = &self.state {
-            driver.release(*id, true);
+            // The entry stays in the table (owning its memory) until its
+            // last completion either way; only the cancel is skipped.
+            driver.release(*id, !(T::ENDS_AFTER_FIRST && self.collected));
         }
     }
 }

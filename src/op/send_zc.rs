@@ -69,6 +69,9 @@ impl Operation for SendZc {
     type Output = ();
     // A send waits for room in the socket, which a peer may never make.
     const CANCEL_ON_DROP: bool = true;
+    // Once the result is in, only the notification follows: a future
+    // dropped after the result costs no cancel.
+    const ENDS_AFTER_FIRST: bool = true;
 
     fn entry(&mut self) -> squeue::Entry {
         let len = u32::try_from(self.buf.len().min(self.max)).unwrap_or(u32::MAX);
@@ -106,4 +109,77 @@ impl Operation for SendZc {
     }
 
     fn complete(self, _res: CqeResult) -> Self::Output {}
+}
+
+#[cfg(test)]
+mod tests {
+    //! The cancel a dropped zero-copy send costs, with the fake kernel.
+
+    use std::future::poll_fn;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::rc::Rc;
+    use std::task::Poll;
+
+    use bytes::Bytes;
+
+    use super::SendZc;
+    use crate::driver::fake::{self, MORE};
+    use crate::driver::{Cap, Caps, Kind, SharedFd};
+    use crate::op::Multishot;
+    use crate::rt::context::{self, Handle};
+
+    /// `IORING_CQE_F_NOTIF` (uapi `io_uring.h`).
+    const NOTIF: u32 = 1 << 3;
+
+    /// A zero-copy send submitted on the fake, its result delivered if
+    /// `result`, then dropped: a cancel goes out only when it was dropped
+    /// before the result, and the entry (with the bytes) stays until the
+    /// notification either way.
+    fn drop_send(result: bool) -> usize {
+        let (driver, kernel) = fake::driver(Kind::IoUring, Caps::NONE.with(Cap::SendZc, true));
+        let driver = Rc::new(driver);
+        let _entered = context::enter(Handle {
+            driver: driver.clone(),
+            sched: None,
+        });
+        // SAFETY: a new fd nobody else owns (the fake never uses it).
+        let fd = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
+        let mut op = Multishot::submit(SendZc::new(SharedFd::new(fd), Bytes::from_static(b"x")));
+        let id = kernel.borrow().submitted[0];
+        // The kernel sent already: a cancel finds nothing to end.
+        kernel.borrow_mut().answer_cancels = false;
+        if result {
+            kernel.borrow_mut().complete(id, 1, MORE);
+            driver.turn(false, None).expect("turn");
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let got = poll_fn(|cx| op.poll_next(cx));
+            let mut got = std::pin::pin!(got);
+            match std::future::Future::poll(got.as_mut(), &mut cx) {
+                Poll::Ready(Some((res, false))) => assert_eq!(res.result.expect("sent"), 1),
+                other => panic!("expected the result with more to come: {other:?}"),
+            }
+        }
+        drop(op);
+        let cancels = kernel.borrow().cancelled.len();
+        if !result {
+            kernel.borrow_mut().complete(id, 1, MORE);
+        }
+        driver.turn(false, None).expect("turn");
+        assert_eq!(driver.live(), 1, "freed before the notification");
+        kernel.borrow_mut().complete(id, 0, NOTIF);
+        driver.turn(false, None).expect("turn");
+        assert_eq!(driver.live(), 0, "kept after the notification");
+        cancels
+    }
+
+    #[test]
+    fn dropped_after_the_result_sends_no_cancel() {
+        assert_eq!(drop_send(true), 0);
+    }
+
+    #[test]
+    fn dropped_before_the_result_is_cancelled() {
+        assert_eq!(drop_send(false), 1);
+    }
 }
