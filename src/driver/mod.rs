@@ -260,14 +260,6 @@ impl Driver {
         Ok(id)
     }
 
-    /// Whether a fault plan decorates the backend (tests only): whoever
-    /// acts outside the driver, so past its faults, must not then.
-    #[cfg(feature = "fault-injection")]
-    pub(crate) fn faulted(&self) -> bool {
-        let any: &dyn std::any::Any = &*self.inner.borrow().backend;
-        any.is::<faults::Faulty>()
-    }
-
     /// Faults injected so far (tests only).
     #[cfg(feature = "fault-injection")]
     pub(crate) fn fault_stats(&self) -> faults::FaultStats {
