@@ -26,7 +26,7 @@ use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::{DriverKind, Runtime, fs::File};
 
 use crate::cases::Case;
-use crate::measure::thread_cpu_secs;
+use crate::measure::{process_cpu_secs, thread_cpu_secs};
 use crate::net::{Placement, run_pair};
 use crate::{Contender, Metric, Params, metric};
 
@@ -110,19 +110,6 @@ fn sender_run(
         metric("zc notifs", notes),
         metric("zc copied", copied),
     ])
-}
-
-/// CPU time (user and system) of the whole process so far, in seconds,
-/// io-wq worker threads included.
-fn process_cpu_secs() -> f64 {
-    // SAFETY: `rusage` is plain data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a live, writable rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return f64::NAN;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// Connects and reads to end of stream; returns bytes, seconds, and the

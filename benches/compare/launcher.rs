@@ -27,7 +27,7 @@ use uring_bufio::net::TcpStream;
 use uring_bufio::{DriverKind, Runtime};
 
 use crate::cases::Case;
-use crate::measure::{count_syscalls, quantile_us};
+use crate::measure::{count_syscalls, process_cpu_secs, quantile_us};
 use crate::net::{ClientStats, NetCase, Reply};
 use crate::{Contender, Metric, Params, metric, ours};
 
@@ -148,18 +148,6 @@ pub fn cases(p: &Params) -> io::Result<Vec<Case>> {
         ));
     }
     Ok(cases)
-}
-
-/// CPU time (user and system) of this whole process so far, in seconds.
-fn process_cpu_secs() -> f64 {
-    // SAFETY: `rusage` is plain data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a live, writable rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return f64::NAN;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// One run: the server on its CPUs in this process, the client process on

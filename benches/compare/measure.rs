@@ -24,10 +24,21 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
 /// seconds. Kernel work done for it on other threads (io-wq workers,
 /// softirqs charged elsewhere) is not in it.
 pub fn thread_cpu_secs() -> f64 {
+    cpu_secs(libc::RUSAGE_THREAD)
+}
+
+/// CPU time (user and system) of the whole process so far, in seconds,
+/// io-wq worker threads included.
+pub fn process_cpu_secs() -> f64 {
+    cpu_secs(libc::RUSAGE_SELF)
+}
+
+/// `getrusage(who)`'s user plus system time, in seconds (NaN on failure).
+fn cpu_secs(who: libc::c_int) -> f64 {
     // SAFETY: `rusage` is plain data; all-zero is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a live, writable rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
         return f64::NAN;
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
