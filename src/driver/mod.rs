@@ -236,7 +236,6 @@ impl Driver {
     }
 
     /// Something waits for the next turn to reach the kernel.
-    #[cfg_attr(not(feature = "hosted"), allow(dead_code))]
     pub(crate) fn queued(&self) -> bool {
         self.inner.borrow_mut().backend.queued()
     }
@@ -272,6 +271,14 @@ impl Driver {
             self.host.ask_flush();
         }
         Ok(id)
+    }
+
+    /// Whether a fault plan decorates the backend (tests only): whoever
+    /// acts outside the driver, so past its faults, must not then.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn faulted(&self) -> bool {
+        let any: &dyn std::any::Any = &*self.inner.borrow().backend;
+        any.is::<faults::Faulty>()
     }
 
     /// Faults injected so far (tests only).

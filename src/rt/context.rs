@@ -110,6 +110,14 @@ pub(crate) fn sched_is(is: impl FnOnce(&Scheduler) -> bool) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether what the running task submits now would reach the kernel with
+/// nothing but its own entries ([`Scheduler::alone_in_turn`]). `false`
+/// without a scheduler of ours (hosted on tokio: its run queue is not
+/// visible).
+pub(crate) fn submission_alone() -> bool {
+    sched_is(Scheduler::alone_in_turn)
+}
+
 /// Runs `f` with the current scheduler, if one is current on this thread.
 pub(crate) fn with_sched<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
     let sched = current()?.sched?;
@@ -185,5 +193,55 @@ mod tests {
         assert!(has_sched());
         drop(outer);
         assert!(current_driver().is_err());
+    }
+
+    /// The writer's direct flush asks `submission_alone`: of the tasks
+    /// polled in one turn only the last one submits alone, and (io_uring)
+    /// not once an earlier task of its turn queued an entry; the main future only
+    /// while no task is ready; nothing without a scheduler.
+    #[test]
+    fn submission_alone_only_for_the_last_task_of_a_turn() {
+        let rt = Runtime::new().unwrap();
+        let (ours, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let reader = Rc::new(RefCell::new(crate::io::BufReader::new(
+            UnixStream::from_std(ours),
+        )));
+        let (main_alone, first, second) = rt.block_on(async move {
+            let main_alone = submission_alone();
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let spawn_logging = |n: usize, queue_read: bool| {
+                let (log, reader) = (log.clone(), reader.clone());
+                crate::spawn(async move {
+                    if queue_read {
+                        let mut r = reader.borrow_mut();
+                        let mut fill = pin!(r.fill_buf());
+                        let _ = fill.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                    }
+                    log.borrow_mut().push((n, submission_alone()));
+                })
+            };
+            let tasks = [
+                spawn_logging(0, false),
+                spawn_logging(1, false),
+                spawn_logging(2, false),
+            ];
+            assert!(!submission_alone(), "main with tasks ready");
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let first = std::mem::take(&mut *log.borrow_mut());
+            let tasks = [spawn_logging(0, true), spawn_logging(1, false)];
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let second = std::mem::take(&mut *log.borrow_mut());
+            (main_alone, first, second)
+        });
+        assert!(main_alone, "main alone before anything was spawned");
+        assert_eq!(first, [(0, false), (1, false), (2, true)]);
+        // On epoll an operation starts when submitted: nothing stays queued.
+        let queues = rt.driver.kind() == crate::driver::Kind::IoUring;
+        assert_eq!(second, [(0, false), (1, !queues)], "a receive was queued");
+        assert!(!submission_alone(), "no scheduler outside block_on");
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::eventfd::EventFd;
 use crate::driver::{Cap, Caps, Config, Driver, Kind as DriverKind, PoolConfig, PoolStats};
-use sched::{MAIN, Scheduler};
+use sched::{Alone, MAIN, Scheduler};
 
 pub(crate) use task::spawn_lingering;
 pub use task::{JoinError, JoinHandle, spawn};
@@ -292,19 +292,26 @@ impl Runtime {
         loop {
             if main_woken && output.is_none() {
                 Scheduler::unmark(&main_handle);
+                let alone = !self.driver.queued();
+                self.sched
+                    .set_alone(if alone { Alone::UnlessWoken } else { Alone::No });
                 if let std::task::Poll::Ready(v) = sched::poll_with(future.as_mut(), &main) {
                     output = Some(v);
                 }
             }
             main_woken = false;
             self.sched.take_ready(&mut ready);
-            for id in ready.drain(..) {
+            while let Some(id) = ready.pop_front() {
                 if id == MAIN {
                     main_woken = true;
                 } else {
+                    let alone = ready.is_empty() && !self.driver.queued();
+                    self.sched
+                        .set_alone(if alone { Alone::Yes } else { Alone::No });
                     self.sched.run(id);
                 }
             }
+            self.sched.set_alone(Alone::No);
             if output.is_some() {
                 if self.sched.lingering() == 0 {
                     break;

@@ -14,6 +14,18 @@ use crate::driver::eventfd::EventFd;
 /// Task id of the future passed to `block_on`.
 pub(crate) const MAIN: usize = usize::MAX;
 
+/// Whether the task being polled submits alone ([`Scheduler::alone_in_turn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alone {
+    /// Other tasks of its turn run after it, or entries were queued.
+    No,
+    /// The last task of its turn, nothing queued when it started.
+    Yes,
+    /// The main future, nothing queued when it started: the tasks ready
+    /// now run after it, in the same turn, so it is alone only if none is.
+    UnlessWoken,
+}
+
 /// State shared with wakers, which may be used from any thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -84,6 +96,9 @@ pub(crate) struct Scheduler {
     lingering: Cell<usize>,
     /// The runtime is being dropped: no new tasks.
     closing: Cell<bool>,
+    /// Whether the task running now submits alone (see
+    /// [`Scheduler::alone_in_turn`]).
+    alone: Cell<Alone>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -107,6 +122,7 @@ impl Scheduler {
             free: RefCell::new(Vec::new()),
             lingering: Cell::new(0),
             closing: Cell::new(false),
+            alone: Cell::new(Alone::No),
         }
     }
 
@@ -168,6 +184,30 @@ impl Scheduler {
             drop(future);
         } else if let Some(Some(task)) = self.tasks.borrow_mut().get_mut(id) {
             task.future = Some(future);
+        }
+    }
+
+    /// Records, before a poll, whether what it submits reaches the kernel
+    /// alone (the runtime's loop).
+    pub(crate) fn set_alone(&self, alone: Alone) {
+        self.alone.set(alone);
+    }
+
+    /// Whether what the running task submits now reaches the kernel with
+    /// nothing but its own entries, in the `io_uring_enter` that ends this
+    /// turn (the writer's direct flush asks): it is the last task of its
+    /// turn and nothing was queued for the kernel when it started. Tasks
+    /// woken meanwhile run after that enter.
+    pub(crate) fn alone_in_turn(&self) -> bool {
+        match self.alone.get() {
+            Alone::No => false,
+            Alone::Yes => true,
+            Alone::UnlessWoken => self
+                .shared
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty(),
         }
     }
 
