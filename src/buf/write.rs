@@ -1,6 +1,7 @@
 //! A writer's buffer.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -119,6 +120,40 @@ impl WriteBuffer {
         self.restore(segs);
     }
 
+    /// The first up to `N` pieces of what waits, in order (leftovers, then
+    /// the accepting part), for a send straight from the buffer; how many.
+    pub(crate) fn slices<'a, const N: usize>(&'a self, out: &mut [IoSlice<'a>; N]) -> usize {
+        let mut n = 0;
+        let rest = self.leftover.iter().map(|s| &s[..]);
+        for piece in rest.chain(std::iter::once(&self.buf[..])) {
+            if n == N {
+                break;
+            }
+            if !piece.is_empty() {
+                out[n] = IoSlice::new(piece);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The kernel took the first `n` bytes of what waits (a send straight
+    /// from the buffer, [`slices`](WriteBuffer::slices)).
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        while n > 0
+            && let Some(seg) = self.leftover.front_mut()
+        {
+            let k = n.min(seg.len());
+            seg.advance(k);
+            self.leftover_len -= k;
+            n -= k;
+            if seg.is_empty() {
+                self.leftover.pop_front();
+            }
+        }
+        self.buf.advance(n);
+    }
+
     /// Returns all of `segs`, unwritten (after an error), in front of what is
     /// still waiting; the emptied list is kept for the next write.
     pub(crate) fn restore(&mut self, mut segs: Vec<Bytes>) {
@@ -162,6 +197,22 @@ mod tests {
     }
 
     #[test]
+    fn consume_takes_leftovers_first_then_the_accepted_bytes() {
+        let mut w = WriteBuffer::new(16);
+        w.accept(b"abc");
+        let segs = w.take_segments(4);
+        w.accept(b"defg");
+        w.written(segs, 1);
+        let mut io = [IoSlice::new(&[]); 4];
+        let n = w.slices(&mut io);
+        let all: Vec<u8> = io[..n].iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(all, b"bcdefg");
+        w.consume(3);
+        assert_eq!(w.len(), 3);
+        assert_eq!(&w.take_all()[..], b"efg");
+    }
+
+    #[test]
     fn restore_after_error_keeps_order() {
         let mut w = WriteBuffer::new(16);
         w.accept(b"abc");
@@ -196,6 +247,10 @@ mod proptests {
         Restore,
         /// `take_all`, when no write is in flight (`into_parts`).
         TakeAll,
+        /// A send straight from the buffer (`slices`, then `consume` of
+        /// this many bytes modulo their length plus one), when no write is
+        /// in flight.
+        SendNow(usize),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -207,6 +262,7 @@ mod proptests {
             3 => any::<usize>().prop_map(Op::Written),
             1 => Just(Op::Restore),
             1 => Just(Op::TakeAll),
+            2 => any::<usize>().prop_map(Op::SendNow),
         ]
     }
 
@@ -269,6 +325,18 @@ mod proptests {
             Op::Restore => {
                 if let Some(segs) = m.inflight.take() {
                     w.restore(segs);
+                }
+            }
+            Op::SendNow(n) => {
+                if m.inflight.is_none() {
+                    let mut io = [IoSlice::new(&[]); 2];
+                    let k = w.slices(&mut io);
+                    let sent: Vec<u8> = io[..k].iter().flat_map(|s| s.to_vec()).collect();
+                    let from = m.out.len();
+                    prop_assert_eq!(&sent[..], &m.accepted[from..from + sent.len()]);
+                    let n = n % (sent.len() + 1);
+                    m.out.extend_from_slice(&sent[..n]);
+                    w.consume(n);
                 }
             }
             Op::TakeAll => {

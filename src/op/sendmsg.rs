@@ -1,7 +1,8 @@
 //! `IORING_OP_SENDMSG`: send several `Bytes` segments on a socket in one
 //! operation, without SIGPIPE.
 
-use std::io;
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
 
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
@@ -34,6 +35,21 @@ impl SendMsg {
             // SAFETY: msghdr is plain data; all-zero is a valid empty header.
             msg: unsafe { std::mem::zeroed() },
         }
+    }
+
+    /// Sends `bufs` on the socket `fd` now, without blocking and without
+    /// SIGPIPE, outside the driver: the bytes taken, or `-errno`. The kernel
+    /// has copied them when the call returns, so nothing it reads outlives
+    /// the borrow (the writer's direct flush, `io/writer/state.rs`).
+    pub(crate) fn send_now(fd: RawFd, bufs: &[IoSlice<'_>]) -> i32 {
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+        msg.msg_iovlen = bufs.len();
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: the header points at `bufs` (`IoSlice` has the layout of
+        // `iovec`), borrowed for the whole call; the kernel only reads them.
+        syscall_result(unsafe { libc::sendmsg(fd, &msg, flags) })
     }
 }
 

@@ -29,6 +29,9 @@ pub(crate) struct WriteState {
     poisoned: Option<String>,
     /// The memory of the last finished write, which carries the next.
     spare: (Spare<op::SendMsg>, Spare<op::Writev>),
+    /// Whether a flush first sends straight from the buffer; decided at the
+    /// first flush ([`WriteState::sends_directly`]).
+    direct: Option<bool>,
     /// Write deadlines and their one timer (`io/deadline.rs`): bound every
     /// wait for room, for a flush and for a shutdown.
     pub(in crate::io) deadline: Deadline,
@@ -64,6 +67,7 @@ impl WriteState {
             shutdown: None,
             poisoned: None,
             spare: (Spare::new(), Spare::new()),
+            direct: None,
             deadline: Deadline::default(),
         }
     }
@@ -241,10 +245,72 @@ impl WriteState {
     ) -> Poll<io::Result<()>> {
         self.check_poison()?;
         while !self.is_idle() {
+            if self.inflight.is_none() && self.sends_directly(sink) {
+                self.send_now(sink)?;
+                if self.buf.is_empty() {
+                    break;
+                }
+            }
             self.start_write(sink);
             ready!(self.poll_inflight(cx, sink))?;
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// The one place that decides whether a flush first sends straight
+    /// from the buffer ([`send_now`](WriteState::send_now)): only on a
+    /// socket, only on io_uring (on epoll the send operation already is
+    /// this system call, made at submission), not under a fault plan (its
+    /// short transfers and errors apply to operations) — decided once, at
+    /// the first flush — and only when the send would otherwise reach the
+    /// kernel alone (the last task of its turn, nothing else queued),
+    /// decided per flush: where several tasks flush in one turn, their
+    /// sends share one `io_uring_enter` instead of a system call each.
+    fn sends_directly(&mut self, sink: &impl sealed::Write) -> bool {
+        let eligible = *self.direct.get_or_insert_with(|| {
+            sink.is_socket()
+                && crate::driver::current().is_ok_and(|d| {
+                    #[cfg(feature = "fault-injection")]
+                    if d.faulted() {
+                        return false;
+                    }
+                    d.kind() == crate::driver::Kind::IoUring
+                })
+        });
+        eligible && crate::rt::context::submission_alone()
+    }
+
+    /// With nothing in flight: a non-blocking `sendmsg` of what waits, from
+    /// the buffer itself, consuming what the kernel took. The kernel has
+    /// the bytes when the call returns (nothing outlives the borrow), and
+    /// with nothing in flight nothing can overtake them. What is left (the
+    /// socket was full, or took part) goes through an operation as usual;
+    /// a failure other than "try again" is the flush's, bytes kept.
+    ///
+    /// This saves the send operation per flush (its submission, table
+    /// entry, completion, wake-up and the task's second poll); see
+    /// `docs/performance.md`, "Per-request path (issue 13)".
+    fn send_now(&mut self, sink: &impl sealed::Write) -> io::Result<()> {
+        let mut io = [IoSlice::new(&[]); 4];
+        let n = self.buf.slices(&mut io);
+        let res = op::SendMsg::send_now(sink.shared_fd().raw(), &io[..n]);
+        match usize::try_from(res) {
+            Ok(n) if n > 0 => {
+                self.deadline.progress();
+                self.buf.consume(n);
+                Ok(())
+            }
+            // 0 of a non-empty send: the operation reports it.
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let e = io::Error::from_raw_os_error(-res);
+                if crate::error::is_retry(&e) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     /// Flushes, then shuts the write direction of a socket.
