@@ -152,15 +152,22 @@ pub fn summary(results: &[CaseResult]) {
             .iter()
             .find_map(|(_, f)| f.first().map(|(n, _)| *n))
             .unwrap_or("");
-        let ours = headline(r, Contender::Uring);
+        // Cases without the io_uring contender (`large`: ours against
+        // ours) are read against their first contender, named in the cell.
+        let (ours, label) = match headline(r, Contender::Uring) {
+            Some(v) => (Some(v), fmt_num(v)),
+            None => r
+                .figures
+                .iter()
+                .find_map(|(c, _)| headline(r, *c).map(|v| (*c, v)))
+                .map_or((None, "-".into()), |(c, v)| {
+                    (Some(v), format!("{} ({})", fmt_num(v), c.name()))
+                }),
+        };
         let _ = write!(
             out,
-            "| {} | {} | {} | {} | {} |",
-            r.workload,
-            r.name,
-            r.placement,
-            unit,
-            ours.map_or("-".into(), fmt_num)
+            "| {} | {} | {} | {} | {label} |",
+            r.workload, r.name, r.placement, unit
         );
         for p in &peers {
             let cell = match (ours, headline(r, *p)) {
