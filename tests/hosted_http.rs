@@ -3,6 +3,8 @@
 //! runs on a tokio socket in the same `LocalSet`.
 
 mod hosted_support;
+#[path = "support/hyper_client.rs"]
+mod hyper_client;
 
 use std::convert::Infallible;
 use std::io;
@@ -42,46 +44,26 @@ async fn service(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
 async fn client(addr: std::net::SocketAddr, conn_no: usize) -> io::Result<usize> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(io::Error::other)?;
-    let conn = tokio::task::spawn_local(conn);
-    for i in 0..REQUESTS {
-        let (path, body) = match i % 3 {
-            0 => ("/", String::new()),
-            1 => (
-                "/echo",
-                format!("conn {conn_no} request {i} {}", "y".repeat(i * 97)),
-            ),
-            _ => ("/missing", String::new()),
-        };
-        let request = Request::builder()
-            .method(if body.is_empty() { "GET" } else { "POST" })
-            .uri(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::from(body.clone())))
-            .map_err(io::Error::other)?;
-        let response = send.send_request(request).await.map_err(io::Error::other)?;
-        let status = response.status().as_u16();
-        let got = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(io::Error::other)?;
+    let requests: Vec<_> = (0..REQUESTS)
+        .map(|i| match i % 3 {
+            0 => ("GET", "/", Bytes::new()),
+            1 => {
+                let body = format!("conn {conn_no} request {i} {}", "y".repeat(i * 97));
+                ("POST", "/echo", Bytes::from(body))
+            }
+            _ => ("GET", "/missing", Bytes::new()),
+        })
+        .collect();
+    let answers = hyper_client::send_all(tcp, &requests).await?;
+    for (i, ((_, _, sent), (status, got))) in requests.iter().zip(&answers).enumerate() {
         let want: (u16, &[u8]) = match i % 3 {
             0 => (200, b"hello"),
-            1 => (200, body.as_bytes()),
+            1 => (200, sent),
             _ => (404, b""),
         };
-        assert_eq!(
-            (status, &got.to_bytes()[..]),
-            want,
-            "request {i} on conn {conn_no}"
-        );
+        assert_eq!((*status, &got[..]), want, "request {i} on conn {conn_no}");
     }
-    drop(send);
-    conn.await?.map_err(io::Error::other)?;
-    Ok(REQUESTS)
+    Ok(answers.len())
 }
 
 #[test]

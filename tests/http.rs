@@ -19,10 +19,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use proto::{MAX_BODY, MAX_HEAD, MAX_HEADERS, Session};
 use rustls::pki_types::{CertificateDer, ServerName};
+use support::hyper_client;
 use uring_bufio::JoinHandle;
 use uring_bufio::io::BufStream;
 use uring_bufio::net::{TcpListener, TcpStream};
@@ -225,34 +224,12 @@ fn hyper_client(addr: std::net::SocketAddr) -> io::Result<Vec<(u16, Bytes)>> {
         .build()?;
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(io::Error::other)?;
-        let conn = tokio::spawn(conn);
-        let mut answers = Vec::new();
-        for (method, path, body) in [
-            ("GET", "/", ""),
-            ("POST", "/echo", "ping\r\n"),
-            ("GET", "/x", ""),
-        ] {
-            let request = hyper::Request::builder()
-                .method(method)
-                .uri(path)
-                .header("host", "localhost")
-                .body(Full::new(Bytes::from_static(body.as_bytes())))
-                .map_err(io::Error::other)?;
-            let response = send.send_request(request).await.map_err(io::Error::other)?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(io::Error::other)?;
-            answers.push((status, body.to_bytes()));
-        }
-        drop(send);
-        conn.await?.map_err(io::Error::other)?;
-        Ok(answers)
+        let requests = [
+            ("GET", "/", Bytes::new()),
+            ("POST", "/echo", Bytes::from_static(b"ping\r\n")),
+            ("GET", "/x", Bytes::new()),
+        ];
+        hyper_client::send_all(tcp, &requests).await
     })
 }
 
@@ -316,26 +293,9 @@ fn hyper_tls_client(addr: SocketAddr, cert: CertificateDer<'static>) -> io::Resu
             let tcp = tokio::net::TcpStream::connect(addr).await?;
             let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
             let stream = connector.connect(name, tcp).await?;
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(io::Error::other)?;
-            let conn = tokio::spawn(conn);
-            let request = hyper::Request::builder()
-                .method("POST")
-                .uri("/echo")
-                .header("host", "localhost")
-                .body(Full::new(Bytes::from_static(b"over tls")))
-                .map_err(io::Error::other)?;
-            let response = send.send_request(request).await.map_err(io::Error::other)?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(io::Error::other)?;
-            drop(send);
-            conn.await?.map_err(io::Error::other)?;
-            Ok((status, body.to_bytes()))
+            let request = [("POST", "/echo", Bytes::from_static(b"over tls"))];
+            let mut answers = hyper_client::send_all(stream, &request).await?;
+            Ok(answers.remove(0))
         })
 }
 

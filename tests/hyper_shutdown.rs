@@ -33,8 +33,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use support::hyper_client;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use uring_bufio::io::BufStream;
 use uring_bufio::net::TcpListener;
@@ -193,25 +192,9 @@ fn hyper_client(addr: SocketAddr) -> io::Result<()> {
         .build()?;
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(io::Error::other)?;
-        let conn = tokio::spawn(conn);
-        let request = hyper::Request::builder()
-            .uri("/")
-            .header("host", "localhost")
-            .body(Empty::<Bytes>::new())
-            .map_err(io::Error::other)?;
-        let response = send.send_request(request).await.map_err(io::Error::other)?;
-        assert_eq!(response.status(), 200);
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(io::Error::other)?;
-        assert_eq!(&body.to_bytes()[..], BODY);
-        drop(send);
-        conn.await?.map_err(io::Error::other)
+        let answers = hyper_client::send_all(tcp, &[("GET", "/", Bytes::new())]).await?;
+        assert_eq!(answers, [(200, Bytes::from_static(BODY))]);
+        Ok(())
     })
 }
 

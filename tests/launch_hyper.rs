@@ -3,6 +3,8 @@
 //! answering hyper's own client; both workers serve, every connection ends
 //! `Ok`, and shutdown with the clients gone leaves nothing running.
 
+#[path = "support/hyper_client.rs"]
+mod hyper_client;
 mod launch_support;
 
 #[path = "../examples/http/proto.rs"]
@@ -15,8 +17,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use launch_support::{eventually, join_within};
 use uring_bufio::io::BufStream;
 use uring_bufio::launch::{Launcher, Listen, Server};
@@ -32,32 +32,14 @@ const MAX_CONNS: usize = 200;
 /// answer checked, then the connection is dropped.
 async fn one_connection(addr: SocketAddr, id: usize) -> io::Result<()> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(io::Error::other)?;
-    let conn = tokio::spawn(conn);
-    let echo = format!("hello from {id}");
-    for (method, path, body, want) in [
-        ("GET", "/", String::new(), "Hello, World!".to_string()),
-        ("POST", "/echo", echo.clone(), echo),
-    ] {
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(io::Error::other)?;
-        let response = send.send_request(request).await.map_err(io::Error::other)?;
-        assert_eq!(response.status(), 200);
-        let got = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(io::Error::other)?;
-        assert_eq!(got.to_bytes(), want.as_bytes());
-    }
-    drop(send);
-    conn.await?.map_err(io::Error::other)
+    let echo = Bytes::from(format!("hello from {id}"));
+    let requests = [("GET", "/", Bytes::new()), ("POST", "/echo", echo.clone())];
+    let answers = hyper_client::send_all(tcp, &requests).await?;
+    assert_eq!(
+        answers,
+        [(200, Bytes::from_static(b"Hello, World!")), (200, echo)]
+    );
+    Ok(())
 }
 
 #[test]

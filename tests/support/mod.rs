@@ -16,6 +16,7 @@ use uring_bufio::net::{TcpListener, TcpStream, UnixStream};
 use uring_bufio::time::timeout;
 
 pub mod dropping;
+pub mod hyper_client;
 pub mod pool;
 pub mod pooled;
 pub mod read_calls;
