@@ -10,12 +10,12 @@
 //! `ENOTCONN`, which tokio's `TcpStream` counts as done and ours returned,
 //! so hyper ended the connection with "error shutting down connection".
 //!
-//! The raw clients leave only once the server is idle (its answer flushed,
-//! its next read pending), seen through [`Watched`]: a reset that arrives
-//! while our flush is still waiting for the send's completion (io_uring)
-//! is read by hyper right after that flush, and hyper reports it as a
-//! connection error instead (see `docs/protocol-servers.md`); that race is
-//! not what these tests are about.
+//! The raw clients but one leave only once the server is idle (its answer
+//! flushed, its next read pending), seen through [`Watched`]; the one that
+//! resets at once checks that a flush is done before the client can have
+//! the answer (a reset that arrives while a flush still waits for the
+//! send's completion is read by hyper right after that flush and reported
+//! as a connection error, see `docs/protocol-servers.md`).
 
 mod support;
 mod wire;
@@ -55,15 +55,23 @@ enum Leave {
     Close,
     /// Reads the answer, then resets (`SO_LINGER` 0: RST).
     Reset,
+    /// Reads the answer and resets at once, without waiting for the
+    /// server to go idle: hyper's flush must be done before the client can
+    /// have the answer, or hyper reads the reset first and reports it. On
+    /// io_uring that holds because a flush whose send would go to the
+    /// kernel alone sends directly (`sendmsg`); before, the flush waited
+    /// for the send's completion and this case failed every time.
+    ResetAtOnce,
     /// Waits for the answer without reading it, then closes: unread data,
     /// so the kernel resets the connection (as `wrk` ends its connections).
     CloseUnread,
 }
 
-const LEAVES: [Leave; 4] = [
+const LEAVES: [Leave; 5] = [
     Leave::HyperClient,
     Leave::Close,
     Leave::Reset,
+    Leave::ResetAtOnce,
     Leave::CloseUnread,
 ];
 
@@ -176,9 +184,11 @@ fn client(addr: SocketAddr, leave: Leave, idle: mpsc::Receiver<()>) -> io::Resul
         }
     }
     assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
-    idle.recv_timeout(support::OP_LIMIT)
-        .map_err(|e| io::Error::other(format!("the server never went idle: {e}")))?;
-    if let Leave::Reset = leave {
+    if !matches!(leave, Leave::ResetAtOnce) {
+        idle.recv_timeout(support::OP_LIMIT)
+            .map_err(|e| io::Error::other(format!("the server never went idle: {e}")))?;
+    }
+    if let Leave::Reset | Leave::ResetAtOnce = leave {
         socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
     }
     Ok(())
