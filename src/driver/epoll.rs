@@ -12,7 +12,7 @@
 //! above the driver holds unchanged.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -22,51 +22,24 @@ use super::table::{OpId, Table};
 use super::{Attempt, Backend, CqeResult, Interest, Kind, drain_eventfd};
 use crate::error::{Retry, retry_of, retry_of_errno};
 
+mod waiters;
+
+use waiters::Waiting;
+
 /// `epoll_event.u64` of the runtime's wake-up eventfd.
 const WAKE_TAG: u64 = u64::MAX;
 /// `epoll_event.u64` of the timerfd that fires at the earliest timeout.
 const TIMER_TAG: u64 = u64::MAX - 1;
 
-/// Operations waiting for one fd.
-#[derive(Debug, Default)]
-struct Waiters {
-    /// Waiting to read (or accept).
-    read: Vec<OpId>,
-    /// Waiting to write (or connect).
-    write: Vec<OpId>,
-}
-
-impl Waiters {
-    /// The epoll events to wait for, one-shot.
-    fn events(&self) -> u32 {
-        let mut ev = libc::EPOLLONESHOT as u32;
-        if !self.read.is_empty() {
-            ev |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-        }
-        if !self.write.is_empty() {
-            ev |= libc::EPOLLOUT as u32;
-        }
-        ev
-    }
-
-    /// Removes `id`; returns whether it was there.
-    fn remove(&mut self, id: OpId) -> bool {
-        let before = self.read.len() + self.write.len();
-        self.read.retain(|&w| w != id);
-        self.write.retain(|&w| w != id);
-        before != self.read.len() + self.write.len()
-    }
-}
-
 /// The epoll backend's state.
 pub(super) struct Epoll {
     /// The epoll instance; also the completion fd for other event loops.
     epfd: OwnedFd,
-    /// Operations waiting for readiness, by fd. An fd is here only while
-    /// some operation waits on it (and holds it open).
-    waiting: HashMap<RawFd, Waiters>,
-    /// Which fd each waiting operation waits on.
-    waits_on: HashMap<OpId, RawFd>,
+    /// Operations waiting for readiness, by fd (each holds its fd open).
+    waiting: Waiting,
+    /// The waiters one readiness event wakes; empty between events, kept
+    /// for its capacity.
+    ready: Vec<OpId>,
     /// Timeouts by deadline; entries of finished operations are skipped.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Fires at the earliest deadline, so the epoll fd (the completion fd)
@@ -108,8 +81,8 @@ impl Epoll {
             epfd,
             timer_fd,
             armed_for: None,
-            waiting: HashMap::new(),
-            waits_on: HashMap::new(),
+            waiting: Waiting::default(),
+            ready: Vec::new(),
             timers: BinaryHeap::new(),
             events: Vec::with_capacity(256),
             wake_fd,
@@ -145,41 +118,26 @@ impl Epoll {
     /// Parks `id` until `fd` is ready for `interest`. An fd epoll cannot
     /// watch fails the operation with the reason.
     fn wait(&mut self, table: &mut Table, id: OpId, fd: RawFd, interest: Interest) {
-        let w = self.waiting.entry(fd).or_default();
-        match interest {
-            Interest::Read => w.read.push(id),
-            Interest::Write => w.write.push(id),
+        if fd < 0 {
+            table.complete(id, CqeResult::new(-libc::EBADF, 0));
+            return;
         }
-        self.waits_on.insert(id, fd);
+        self.waiting.add(fd, id, interest);
         if let Err(e) = self.arm(fd) {
-            self.forget(id);
+            self.waiting.forget(id);
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             table.complete(id, CqeResult::new(-errno, 0));
         }
     }
 
-    /// Removes `id` from the waiters; returns whether it was waiting.
-    fn forget(&mut self, id: OpId) -> bool {
-        let Some(fd) = self.waits_on.remove(&id) else {
-            return false;
-        };
-        if let Some(w) = self.waiting.get_mut(&fd)
-            && w.remove(id)
-            && w.read.is_empty()
-            && w.write.is_empty()
-        {
-            self.waiting.remove(&fd);
-        }
-        true
-    }
-
     /// (Re-)arms the one-shot registration of `fd` for its waiters.
     fn arm(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(w) = self.waiting.get(&fd) else {
+        let events = self.waiting.events(fd);
+        if events == 0 {
             return Ok(());
-        };
+        }
         let mut ev = libc::epoll_event {
-            events: w.events(),
+            events: events | libc::EPOLLONESHOT as u32,
             u64: fd as u64,
         };
         let ep = self.epfd.as_raw_fd();
@@ -199,43 +157,27 @@ impl Epoll {
     /// `fd` reported `events`: retries the operations that were waiting for
     /// them, then re-arms for those still waiting.
     fn wake(&mut self, table: &mut Table, fd: RawFd, events: u32) {
-        let ids = self.ready(fd, events);
-        for id in ids {
-            self.waits_on.remove(&id);
+        // The list is taken out while the operations run (a retry may wait
+        // again) and put back empty, keeping its capacity.
+        let mut ready = std::mem::take(&mut self.ready);
+        self.waiting.take_ready(fd, events, &mut ready);
+        for &id in &ready {
             self.run(table, id);
         }
-        if self.waiting.contains_key(&fd)
+        ready.clear();
+        if self.waiting.has(fd)
             && let Err(e) = self.arm(fd)
         {
             // Re-arming an fd that was armed before fails only if it went
             // away; fail its waiters rather than leave them hanging.
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            for id in self.ready(fd, u32::MAX) {
-                self.waits_on.remove(&id);
+            self.waiting.take_ready(fd, u32::MAX, &mut ready);
+            for &id in &ready {
                 table.complete(id, CqeResult::new(-errno, 0));
             }
+            ready.clear();
         }
-    }
-
-    /// Takes the waiters of `fd` that `events` concern.
-    fn ready(&mut self, fd: RawFd, events: u32) -> Vec<OpId> {
-        let Some(w) = self.waiting.get_mut(&fd) else {
-            return Vec::new();
-        };
-        let any = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
-        let readable = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | any;
-        let writable = libc::EPOLLOUT as u32 | any;
-        let mut ids = Vec::new();
-        if events & readable != 0 {
-            ids.append(&mut w.read);
-        }
-        if events & writable != 0 {
-            ids.append(&mut w.write);
-        }
-        if w.read.is_empty() && w.write.is_empty() {
-            self.waiting.remove(&fd);
-        }
-        ids
+        self.ready = ready;
     }
 
     /// Completes expired timeouts and re-arms the timerfd for the next.
@@ -338,7 +280,7 @@ impl Backend for Epoll {
     }
 
     fn cancel(&mut self, table: &mut Table, id: OpId) {
-        if self.forget(id) {
+        if self.waiting.forget(id).is_some() {
             table.complete(id, CqeResult::new(-libc::ECANCELED, 0));
         } else if self
             .timers
