@@ -2,8 +2,10 @@
 //!
 //! An operation is tried at once with its non-blocking system call
 //! ([`Owned::attempt`](super::Owned::attempt)). If it would block it waits
-//! for readiness of its fd: each fd is registered one-shot for the union of
-//! what its waiting operations need, and re-armed while any still wait.
+//! for readiness of its fd: each fd is registered once, edge-triggered,
+//! at its first wait and stays registered until it is closed, so a wait
+//! costs no system call (`epoll/waiters.rs` says why no report is missed,
+//! `epoll/closes.rs` how a reused fd number is registered again).
 //! Timeouts wait in a heap. Regular files cannot be waited on with epoll;
 //! their operations complete at once with positional system calls on the
 //! runtime thread (page-cache reads and writes are memory copies).
@@ -22,9 +24,11 @@ use super::table::{OpId, Table};
 use super::{Attempt, Backend, CqeResult, Interest, Kind, drain_eventfd};
 use crate::error::{Retry, retry_of, retry_of_errno};
 
+mod closes;
 mod waiters;
 
-use waiters::Waiting;
+pub(crate) use closes::closing;
+use waiters::{Park, Waiting};
 
 /// `epoll_event.u64` of the runtime's wake-up eventfd.
 const WAKE_TAG: u64 = u64::MAX;
@@ -91,6 +95,8 @@ impl Epoll {
 
     /// Tries entry `id` until it finishes or has to wait.
     fn run(&mut self, table: &mut Table, id: OpId) {
+        // A read that waits may be told to try first, once.
+        let mut retried = false;
         loop {
             let Some(data) = table.data_mut(id) else {
                 return;
@@ -105,7 +111,12 @@ impl Epoll {
                 Attempt::Selected { res, bid } => {
                     table.complete(id, CqeResult::new(res, super::pool::buffer_flags(bid)));
                 }
-                Attempt::Wait(fd, interest) => self.wait(table, id, fd, interest),
+                Attempt::Wait(fd, interest) => {
+                    if self.wait(table, id, fd, interest, retried) {
+                        retried = true;
+                        continue;
+                    }
+                }
                 Attempt::Until(deadline) => {
                     self.timers.push(Reverse((deadline, id.user_data())));
                     self.arm_timer();
@@ -115,47 +126,63 @@ impl Epoll {
         }
     }
 
-    /// Parks `id` until `fd` is ready for `interest`. An fd epoll cannot
-    /// watch fails the operation with the reason.
-    fn wait(&mut self, table: &mut Table, id: OpId, fd: RawFd, interest: Interest) {
+    /// Parks `id` until `fd` is ready for `interest`, registering `fd`
+    /// first if it is not; `true`: try `id` again now instead (unless it
+    /// `retried`: a readable report came that no read has seen, or the fd
+    /// reported its end). An fd epoll cannot watch fails the operation
+    /// with the reason.
+    fn wait(
+        &mut self,
+        table: &mut Table,
+        id: OpId,
+        fd: RawFd,
+        interest: Interest,
+        retried: bool,
+    ) -> bool {
         if fd < 0 {
             table.complete(id, CqeResult::new(-libc::EBADF, 0));
-            return;
+            return false;
         }
-        self.waiting.add(fd, id, interest);
-        if let Err(e) = self.arm(fd) {
-            self.waiting.forget(id);
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            table.complete(id, CqeResult::new(-errno, 0));
+        let generation = closes::generation(fd);
+        match self.waiting.park(fd, id, interest, generation, retried) {
+            Park::TryNow => return true,
+            Park::Parked => {}
+            Park::Register => match self.register(fd) {
+                Ok(()) => self.waiting.registered(fd, generation),
+                Err(e) => {
+                    self.waiting.forget(id);
+                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                    table.complete(id, CqeResult::new(-errno, 0));
+                }
+            },
         }
+        false
     }
 
-    /// (Re-)arms the one-shot registration of `fd` for its waiters.
-    fn arm(&mut self, fd: RawFd) -> io::Result<()> {
-        let events = self.waiting.events(fd);
-        if events == 0 {
-            return Ok(());
-        }
+    /// Registers `fd` edge-triggered for reading and writing, for as long
+    /// as it stays open (closing it ends the registration).
+    fn register(&mut self, fd: RawFd) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: events | libc::EPOLLONESHOT as u32,
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: fd as u64,
         };
-        let ep = self.epfd.as_raw_fd();
-        // SAFETY: `ev` is valid for each call; `fd` is held open by the
-        // waiting operations.
-        let mut rc = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, &mut ev) };
-        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
-            // SAFETY: as above.
-            rc = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        }
+        // SAFETY: `ev` is valid for the call; `fd` is held open by the
+        // waiting operation.
+        let rc =
+            unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
         if rc < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            // Still registered from before its owner gave it up (the fd
+            // stayed open): the registration is the same.
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
         }
         Ok(())
     }
 
     /// `fd` reported `events`: retries the operations that were waiting for
-    /// them, then re-arms for those still waiting.
+    /// them (the registration stays for those still waiting).
     fn wake(&mut self, table: &mut Table, fd: RawFd, events: u32) {
         // The list is taken out while the operations run (a retry may wait
         // again) and put back empty, keeping its capacity.
@@ -165,18 +192,6 @@ impl Epoll {
             self.run(table, id);
         }
         ready.clear();
-        if self.waiting.has(fd)
-            && let Err(e) = self.arm(fd)
-        {
-            // Re-arming an fd that was armed before fails only if it went
-            // away; fail its waiters rather than leave them hanging.
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            self.waiting.take_ready(fd, u32::MAX, &mut ready);
-            for &id in &ready {
-                table.complete(id, CqeResult::new(-errno, 0));
-            }
-            ready.clear();
-        }
         self.ready = ready;
     }
 
@@ -338,3 +353,6 @@ fn watch(epfd: RawFd, fd: RawFd, tag: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
