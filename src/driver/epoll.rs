@@ -2,8 +2,10 @@
 //!
 //! An operation is tried at once with its non-blocking system call
 //! ([`Owned::attempt`](super::Owned::attempt)). If it would block it waits
-//! for readiness of its fd: each fd is registered one-shot for the union of
-//! what its waiting operations need, and re-armed while any still wait.
+//! for readiness of its fd: each fd is registered once, edge-triggered,
+//! at its first wait and stays registered until it is closed, so a wait
+//! costs no system call (`epoll/waiters.rs` says why no report is missed,
+//! `epoll/closes.rs` how a reused fd number is registered again).
 //! Timeouts wait in a heap. Regular files cannot be waited on with epoll;
 //! their operations complete at once with positional system calls on the
 //! runtime thread (page-cache reads and writes are memory copies).
@@ -12,7 +14,7 @@
 //! above the driver holds unchanged.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -22,51 +24,26 @@ use super::table::{OpId, Table};
 use super::{Attempt, Backend, CqeResult, Interest, Kind, drain_eventfd};
 use crate::error::{Retry, retry_of, retry_of_errno};
 
+mod closes;
+mod waiters;
+
+pub(crate) use closes::closing;
+use waiters::{Park, Waiting};
+
 /// `epoll_event.u64` of the runtime's wake-up eventfd.
 const WAKE_TAG: u64 = u64::MAX;
 /// `epoll_event.u64` of the timerfd that fires at the earliest timeout.
 const TIMER_TAG: u64 = u64::MAX - 1;
 
-/// Operations waiting for one fd.
-#[derive(Debug, Default)]
-struct Waiters {
-    /// Waiting to read (or accept).
-    read: Vec<OpId>,
-    /// Waiting to write (or connect).
-    write: Vec<OpId>,
-}
-
-impl Waiters {
-    /// The epoll events to wait for, one-shot.
-    fn events(&self) -> u32 {
-        let mut ev = libc::EPOLLONESHOT as u32;
-        if !self.read.is_empty() {
-            ev |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-        }
-        if !self.write.is_empty() {
-            ev |= libc::EPOLLOUT as u32;
-        }
-        ev
-    }
-
-    /// Removes `id`; returns whether it was there.
-    fn remove(&mut self, id: OpId) -> bool {
-        let before = self.read.len() + self.write.len();
-        self.read.retain(|&w| w != id);
-        self.write.retain(|&w| w != id);
-        before != self.read.len() + self.write.len()
-    }
-}
-
 /// The epoll backend's state.
 pub(super) struct Epoll {
     /// The epoll instance; also the completion fd for other event loops.
     epfd: OwnedFd,
-    /// Operations waiting for readiness, by fd. An fd is here only while
-    /// some operation waits on it (and holds it open).
-    waiting: HashMap<RawFd, Waiters>,
-    /// Which fd each waiting operation waits on.
-    waits_on: HashMap<OpId, RawFd>,
+    /// Operations waiting for readiness, by fd (each holds its fd open).
+    waiting: Waiting,
+    /// The waiters one readiness event wakes; empty between events, kept
+    /// for its capacity.
+    ready: Vec<OpId>,
     /// Timeouts by deadline; entries of finished operations are skipped.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Fires at the earliest deadline, so the epoll fd (the completion fd)
@@ -108,8 +85,8 @@ impl Epoll {
             epfd,
             timer_fd,
             armed_for: None,
-            waiting: HashMap::new(),
-            waits_on: HashMap::new(),
+            waiting: Waiting::default(),
+            ready: Vec::new(),
             timers: BinaryHeap::new(),
             events: Vec::with_capacity(256),
             wake_fd,
@@ -118,6 +95,8 @@ impl Epoll {
 
     /// Tries entry `id` until it finishes or has to wait.
     fn run(&mut self, table: &mut Table, id: OpId) {
+        // A read that waits may be told to try first, once.
+        let mut retried = false;
         loop {
             let Some(data) = table.data_mut(id) else {
                 return;
@@ -132,7 +111,12 @@ impl Epoll {
                 Attempt::Selected { res, bid } => {
                     table.complete(id, CqeResult::new(res, super::pool::buffer_flags(bid)));
                 }
-                Attempt::Wait(fd, interest) => self.wait(table, id, fd, interest),
+                Attempt::Wait(fd, interest) => {
+                    if self.wait(table, id, fd, interest, retried) {
+                        retried = true;
+                        continue;
+                    }
+                }
                 Attempt::Until(deadline) => {
                     self.timers.push(Reverse((deadline, id.user_data())));
                     self.arm_timer();
@@ -142,100 +126,73 @@ impl Epoll {
         }
     }
 
-    /// Parks `id` until `fd` is ready for `interest`. An fd epoll cannot
-    /// watch fails the operation with the reason.
-    fn wait(&mut self, table: &mut Table, id: OpId, fd: RawFd, interest: Interest) {
-        let w = self.waiting.entry(fd).or_default();
-        match interest {
-            Interest::Read => w.read.push(id),
-            Interest::Write => w.write.push(id),
-        }
-        self.waits_on.insert(id, fd);
-        if let Err(e) = self.arm(fd) {
-            self.forget(id);
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            table.complete(id, CqeResult::new(-errno, 0));
-        }
-    }
-
-    /// Removes `id` from the waiters; returns whether it was waiting.
-    fn forget(&mut self, id: OpId) -> bool {
-        let Some(fd) = self.waits_on.remove(&id) else {
+    /// Parks `id` until `fd` is ready for `interest`, registering `fd`
+    /// first if it is not; `true`: try `id` again now instead (unless it
+    /// `retried`: a readable report came that no read has seen, or the fd
+    /// reported its end). An fd epoll cannot watch fails the operation
+    /// with the reason.
+    fn wait(
+        &mut self,
+        table: &mut Table,
+        id: OpId,
+        fd: RawFd,
+        interest: Interest,
+        retried: bool,
+    ) -> bool {
+        if fd < 0 {
+            table.complete(id, CqeResult::new(-libc::EBADF, 0));
             return false;
-        };
-        if let Some(w) = self.waiting.get_mut(&fd)
-            && w.remove(id)
-            && w.read.is_empty()
-            && w.write.is_empty()
-        {
-            self.waiting.remove(&fd);
         }
-        true
+        let generation = closes::generation(fd);
+        match self.waiting.park(fd, id, interest, generation, retried) {
+            Park::TryNow => return true,
+            Park::Parked => {}
+            Park::Register => match self.register(fd) {
+                Ok(()) => self.waiting.registered(fd, generation),
+                Err(e) => {
+                    self.waiting.forget(id);
+                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                    table.complete(id, CqeResult::new(-errno, 0));
+                }
+            },
+        }
+        false
     }
 
-    /// (Re-)arms the one-shot registration of `fd` for its waiters.
-    fn arm(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(w) = self.waiting.get(&fd) else {
-            return Ok(());
-        };
+    /// Registers `fd` edge-triggered for reading and writing, for as long
+    /// as it stays open (closing it ends the registration).
+    fn register(&mut self, fd: RawFd) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: w.events(),
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: fd as u64,
         };
-        let ep = self.epfd.as_raw_fd();
-        // SAFETY: `ev` is valid for each call; `fd` is held open by the
-        // waiting operations.
-        let mut rc = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, &mut ev) };
-        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
-            // SAFETY: as above.
-            rc = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        }
+        // SAFETY: `ev` is valid for the call; `fd` is held open by the
+        // waiting operation.
+        let rc =
+            unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
         if rc < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            // Still registered from before its owner gave it up (the fd
+            // stayed open): the registration is the same.
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
         }
         Ok(())
     }
 
     /// `fd` reported `events`: retries the operations that were waiting for
-    /// them, then re-arms for those still waiting.
+    /// them (the registration stays for those still waiting).
     fn wake(&mut self, table: &mut Table, fd: RawFd, events: u32) {
-        let ids = self.ready(fd, events);
-        for id in ids {
-            self.waits_on.remove(&id);
+        // The list is taken out while the operations run (a retry may wait
+        // again) and put back empty, keeping its capacity.
+        let mut ready = std::mem::take(&mut self.ready);
+        self.waiting.take_ready(fd, events, &mut ready);
+        for &id in &ready {
             self.run(table, id);
         }
-        if self.waiting.contains_key(&fd)
-            && let Err(e) = self.arm(fd)
-        {
-            // Re-arming an fd that was armed before fails only if it went
-            // away; fail its waiters rather than leave them hanging.
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            for id in self.ready(fd, u32::MAX) {
-                self.waits_on.remove(&id);
-                table.complete(id, CqeResult::new(-errno, 0));
-            }
-        }
-    }
-
-    /// Takes the waiters of `fd` that `events` concern.
-    fn ready(&mut self, fd: RawFd, events: u32) -> Vec<OpId> {
-        let Some(w) = self.waiting.get_mut(&fd) else {
-            return Vec::new();
-        };
-        let any = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
-        let readable = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | any;
-        let writable = libc::EPOLLOUT as u32 | any;
-        let mut ids = Vec::new();
-        if events & readable != 0 {
-            ids.append(&mut w.read);
-        }
-        if events & writable != 0 {
-            ids.append(&mut w.write);
-        }
-        if w.read.is_empty() && w.write.is_empty() {
-            self.waiting.remove(&fd);
-        }
-        ids
+        ready.clear();
+        self.ready = ready;
     }
 
     /// Completes expired timeouts and re-arms the timerfd for the next.
@@ -338,7 +295,7 @@ impl Backend for Epoll {
     }
 
     fn cancel(&mut self, table: &mut Table, id: OpId) {
-        if self.forget(id) {
+        if self.waiting.forget(id).is_some() {
             table.complete(id, CqeResult::new(-libc::ECANCELED, 0));
         } else if self
             .timers
@@ -396,3 +353,6 @@ fn watch(epfd: RawFd, fd: RawFd, tag: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

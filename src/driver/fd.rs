@@ -59,6 +59,7 @@ impl SharedFd {
             return None;
         }
         self.inner.taken.set(true);
+        super::epoll::closing(self.inner.fd);
         Some(self.inner.fd)
     }
 }
@@ -72,6 +73,8 @@ impl std::fmt::Debug for Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if !self.taken.get() {
+            // The epoll backend registers an fd until it is closed.
+            super::epoll::closing(self.fd);
             // SAFETY: `fd` is owned by this `Inner` (from an `OwnedFd`), no
             // operation holds it any more (they hold the `Rc`), and it was not
             // taken; this is the one place it is closed.

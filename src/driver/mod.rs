@@ -298,9 +298,14 @@ impl Driver {
         self.budgeted(cx, |table, cx| table.poll(id, cx))
     }
 
-    /// Polls a multishot entry for its next completion; `true` with it
-    /// means it was the last and the entry is gone.
-    pub(crate) fn poll_multishot(&self, id: OpId, cx: &mut Context<'_>) -> Poll<(CqeResult, bool)> {
+    /// Polls a multishot entry for its next completion; with the last
+    /// the entry is gone and its data comes back.
+    #[allow(clippy::type_complexity, reason = "the output of a poll")]
+    pub(crate) fn poll_multishot(
+        &self,
+        id: OpId,
+        cx: &mut Context<'_>,
+    ) -> Poll<(CqeResult, Option<Box<dyn Owned>>)> {
         self.budgeted(cx, |table, cx| table.poll_multishot(id, cx))
     }
 

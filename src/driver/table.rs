@@ -93,6 +93,9 @@ pub(crate) struct Table {
     /// Completions recorded so far: a backend that completed something
     /// before its wait must not block (the wakes it caused stay local).
     completions: u64,
+    /// The emptied result queue of the last multishot entry freed, kept
+    /// for its capacity and given to the next one.
+    spare_queue: VecDeque<CqeResult>,
 }
 
 /// What happened when a future let go of its entry.
@@ -115,7 +118,7 @@ impl Table {
             State::Multishot {
                 data,
                 waker: None,
-                results: VecDeque::new(),
+                results: std::mem::take(&mut self.spare_queue),
                 finished: false,
                 capped: false,
             }
@@ -156,6 +159,14 @@ impl Table {
         self.live -= 1;
         self.free.push(id.index);
         std::mem::replace(&mut slot.state, State::Vacant)
+    }
+
+    /// Keeps the result queue of a freed multishot entry for the next one.
+    fn keep_queue(&mut self, mut results: VecDeque<CqeResult>) {
+        results.clear();
+        if results.capacity() > self.spare_queue.capacity() {
+            self.spare_queue = results;
+        }
     }
 
     /// Completions recorded so far.
@@ -254,13 +265,15 @@ impl Table {
         }
     }
 
-    /// Polls a multishot entry for its next completion; `true` with it
-    /// means it was the last, and the entry is gone.
+    /// Polls a multishot entry for its next completion. With the last one
+    /// the entry is freed and its data handed back (for its memory: the
+    /// kernel is done with it).
+    #[allow(clippy::type_complexity, reason = "the output of a poll")]
     pub(crate) fn poll_multishot(
         &mut self,
         id: OpId,
         cx: &mut Context<'_>,
-    ) -> Poll<(CqeResult, bool)> {
+    ) -> Poll<(CqeResult, Option<Box<dyn Owned>>)> {
         let slot = self
             .slot(id)
             .expect("polled a multishot operation that is no longer in the table");
@@ -273,19 +286,18 @@ impl Table {
         else {
             unreachable!("poll_multishot on a single-shot entry")
         };
-        match results.pop_front() {
-            Some(res) => {
-                let last = results.is_empty() && *finished;
-                if last {
-                    self.vacate(id);
-                }
-                Poll::Ready((res, last))
-            }
-            None => {
-                *waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
+        let Some(res) = results.pop_front() else {
+            *waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        };
+        if !(results.is_empty() && *finished) {
+            return Poll::Ready((res, None));
         }
+        let State::Multishot { data, results, .. } = self.vacate(id) else {
+            unreachable!("matched Multishot above")
+        };
+        self.keep_queue(results);
+        Poll::Ready((res, Some(data)))
     }
 
     /// The future let go of `id`. A finished entry is freed (its result
@@ -299,22 +311,26 @@ impl Table {
             State::Completed { .. } | State::Multishot { finished: true, .. }
         );
         if finished {
-            Self::discard_finished(self.vacate(id));
+            let state = self.vacate(id);
+            self.discard_finished(state);
             return Released::Freed;
         }
         let state = std::mem::replace(&mut slot.state, State::Vacant);
-        slot.state = match state {
+        let abandoned = match state {
             State::Waiting { data, .. } => State::Abandoned {
                 data,
                 multishot: false,
             },
             State::Multishot {
-                mut data, results, ..
+                mut data,
+                mut results,
+                ..
             } => {
                 // The queued completions will never be collected.
-                for res in results {
+                for res in results.drain(..) {
                     data.discard_one(res);
                 }
+                self.keep_queue(results);
                 State::Abandoned {
                     data,
                     multishot: true,
@@ -323,13 +339,14 @@ impl Table {
             abandoned @ State::Abandoned { .. } => abandoned,
             _ => unreachable!("finished and vacant slots are handled above"),
         };
+        self.slots[id.index as usize].state = abandoned;
         Released::StillInFlight
     }
 
     /// Releases what a finished, uncollected entry produced: a single-shot
     /// result, or a multishot entry's queued completions (the last one, which
     /// has no more to come, is its final discard).
-    fn discard_finished(state: State) {
+    fn discard_finished(&mut self, state: State) {
         match state {
             State::Completed { data, res } => data.discard(res),
             State::Multishot {
@@ -338,9 +355,10 @@ impl Table {
                 ..
             } => {
                 let last = results.pop_back();
-                for res in results {
+                for res in results.drain(..) {
                     data.discard_one(res);
                 }
+                self.keep_queue(results);
                 if let Some(last) = last {
                     data.discard(last);
                 }

@@ -286,7 +286,13 @@ pub(crate) struct Multishot<T: Operation> {
 impl<T: Operation> Multishot<T> {
     /// Hands `op` to the current runtime's driver as a multishot entry.
     pub(crate) fn submit(op: T) -> Multishot<T> {
-        let op = Box::new(op);
+        Multishot::submit_in(op, &mut Spare::new())
+    }
+
+    /// [`submit`](Multishot::submit) in the memory `spare` kept from an
+    /// earlier operation, if it holds any (then nothing is allocated).
+    pub(crate) fn submit_in(op: T, spare: &mut Spare<T>) -> Multishot<T> {
+        let op = spare.store(op);
         let state = match driver::current() {
             Ok(driver) => match driver.submit(op, true) {
                 Ok(id) => State::Submitted { driver, id },
@@ -300,16 +306,34 @@ impl<T: Operation> Multishot<T> {
         }
     }
 
+    /// Once the last completion was returned: keeps the operation's
+    /// memory in `spare` for the next one. Before that, it does what
+    /// dropping does.
+    pub(crate) fn recycle(mut self, spare: &mut Spare<T>) {
+        if let State::Done(memory) = &mut self.state
+            && let Some(memory) = memory.take()
+        {
+            spare.keep(memory);
+        }
+    }
+
     /// The next completion, and whether it is the last (the operation is
     /// over and must be submitted again for more). After the last,
     /// `Ready(None)`.
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<(CqeResult, bool)>> {
         match &self.state {
             State::Submitted { driver, id } => {
-                let (res, last) = std::task::ready!(driver.poll_multishot(*id, cx));
+                let (res, data) = std::task::ready!(driver.poll_multishot(*id, cx));
                 self.collected = true;
-                if last {
-                    self.state = State::Done(None);
+                let last = data.is_some();
+                if let Some(data) = data {
+                    let op = data
+                        .into_any()
+                        .downcast::<T>()
+                        .unwrap_or_else(|_| unreachable!("table entry holds the op's own type"));
+                    let (op, memory) = take_out(op);
+                    drop(op);
+                    self.state = State::Done(Some(memory));
                 }
                 Poll::Ready(Some((res, last)))
             }

@@ -29,6 +29,9 @@ pub(crate) struct Recv {
     /// of trying (saves the `recv` that fails with `EAGAIN`, one system
     /// call per request of a ping-pong); cleared by that first attempt.
     wait_first: bool,
+    /// epoll: the last try filled all it asked for, so bytes may be left
+    /// (the edge-triggered registration will not report them again).
+    full: bool,
 }
 
 impl Recv {
@@ -40,6 +43,7 @@ impl Recv {
             max: usize::MAX,
             poll_first: false,
             wait_first: false,
+            full: false,
         }
     }
 
@@ -57,7 +61,8 @@ impl Recv {
 
 /// What a receive gives back: the result, the buffer, and whether the
 /// kernel said more bytes were already waiting in the socket
-/// (`IORING_CQE_F_SOCK_NONEMPTY`; never on epoll).
+/// (`IORING_CQE_F_SOCK_NONEMPTY`; on epoll: the receive filled all it
+/// asked for).
 pub(crate) type RecvOutput = (io::Result<usize>, BytesMut, bool);
 
 impl Operation for Recv {
@@ -80,20 +85,15 @@ impl Operation for Recv {
     fn attempt(&mut self) -> Attempt {
         let fd = self.fd.raw();
         if std::mem::take(&mut self.wait_first) {
-            // The epoll registration is level-triggered: bytes that arrived
-            // meanwhile are reported at once.
+            // The backend tries at once instead where bytes may have
+            // arrived unreported (`driver/epoll/waiters.rs`).
             return Attempt::Wait(fd, Interest::Read);
         }
         let spare = self.buf.spare_capacity_mut();
+        let asked = spare.len().min(self.max);
         // SAFETY: the spare capacity of the owned buffer, its length.
-        let ret = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast(),
-                spare.len().min(self.max),
-                libc::MSG_DONTWAIT,
-            )
-        };
+        let ret = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), asked, libc::MSG_DONTWAIT) };
+        self.full = ret > 0 && ret as usize == asked;
         or_wait(syscall_result(ret), fd, Interest::Read)
     }
 
@@ -111,7 +111,7 @@ impl Operation for Recv {
     }
 
     fn complete(self, res: CqeResult) -> Self::Output {
-        let more = io_uring::cqueue::sock_nonempty(res.flags);
+        let more = io_uring::cqueue::sock_nonempty(res.flags) || self.full;
         let (res, buf) = filled(self.buf, res);
         (res, buf, more)
     }
@@ -153,9 +153,8 @@ mod tests {
     }
 
     /// On epoll a receive for a drained socket waits for readiness once
-    /// before it tries, even with bytes already there (the level-triggered
-    /// registration reports them at once); then it receives them. An
-    /// ordinary receive tries at once.
+    /// before it tries, even with bytes already there (the backend sees to
+    /// those); then it receives them. An ordinary receive tries at once.
     #[test]
     fn epoll_waits_for_readiness_first_only_when_asked() {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
@@ -165,8 +164,25 @@ mod tests {
         let mut first = Recv::poll_first(fd.clone(), BytesMut::with_capacity(8));
         assert!(matches!(first.attempt(), Attempt::Wait(_, Interest::Read)));
         assert!(matches!(first.attempt(), Attempt::Done(2)));
+        assert!(!first.full, "2 bytes of 8: the socket was drained");
         let mut plain = Recv::new(fd, BytesMut::with_capacity(8));
         assert!(matches!(plain.attempt(), Attempt::Wait(_, Interest::Read)));
+    }
+
+    /// On epoll a receive that filled all it asked for says bytes may be
+    /// left, so the reader's next receive tries at once.
+    #[test]
+    fn epoll_a_full_receive_says_bytes_may_be_left() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+        sock.send_to(&[7; 64], sock.local_addr().expect("addr"))
+            .expect("send");
+        let fd = SharedFd::new(sock.into());
+        let mut recv = Recv::new(fd, BytesMut::with_capacity(8));
+        let Attempt::Done(n) = recv.attempt() else {
+            panic!("a datagram waits")
+        };
+        let (res, _, more) = recv.complete(CqeResult::new(n, 0));
+        assert!(res.expect("received") > 0 && more);
     }
 
     #[test]

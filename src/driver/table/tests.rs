@@ -115,9 +115,10 @@ fn poll(table: &mut Table, id: OpId) -> Poll<(Box<dyn Owned>, CqeResult)> {
 }
 
 /// Polls multishot entry `id`: `Some((res, last))` or `None` if pending.
+/// The last completion hands the data back; it is dropped here.
 fn next(table: &mut Table, id: OpId) -> Option<(i32, bool)> {
     match table.poll_multishot(id, &mut Context::from_waker(Waker::noop())) {
-        Poll::Ready((res, last)) => Some((raw(&res), last)),
+        Poll::Ready((res, data)) => Some((raw(&res), data.is_some())),
         Poll::Pending => None,
     }
 }

@@ -31,7 +31,7 @@ use bytes::BytesMut;
 use super::fill::Stop;
 use crate::buf::{PooledBuffer, ReadBuffer};
 use crate::driver::{Inbox, Pool};
-use crate::op::{Multishot, RecvOutcome, RecvPool};
+use crate::op::{Multishot, RecvOutcome, RecvPool, Spare};
 use crate::source::ReadSource;
 
 /// A pooled reader's buffer and receive.
@@ -47,6 +47,8 @@ pub(super) struct PooledFill {
     inbox: Rc<Inbox>,
     /// The armed receive; `None` once it ended (arm again for more).
     recv: Option<Multishot<RecvPool>>,
+    /// The memory of the last receive, for the next.
+    spare: Spare<RecvPool>,
     /// The last receive ended for want of buffers: wait for a free one
     /// before arming again. Only set while `recv` is `None`.
     starved: bool,
@@ -60,6 +62,7 @@ impl PooledFill {
             inbox: Rc::new(Inbox::new(pool.clone())),
             pool,
             recv: None,
+            spare: Spare::new(),
             starved: false,
         }
     }
@@ -176,15 +179,17 @@ impl PooledFill {
         let left = share.saturating_sub(self.inbox.len()).max(1);
         let fd = source.shared_fd().clone();
         let recv = RecvPool::new(fd, self.inbox.clone(), left);
-        self.recv = Some(Multishot::submit(recv));
+        self.recv = Some(Multishot::submit_in(recv, &mut self.spare));
     }
 
     /// Takes in one outcome of the receive (its bytes are already in the
     /// inbox): the receive is over unless it brought data; an end or an
     /// error is returned, to be reported once the inbox is drained.
     fn settle(&mut self, outcome: RecvOutcome) -> Option<Stop> {
-        if !matches!(outcome, RecvOutcome::Data) {
-            self.recv = None;
+        if !matches!(outcome, RecvOutcome::Data)
+            && let Some(recv) = self.recv.take()
+        {
+            recv.recycle(&mut self.spare);
         }
         match outcome {
             RecvOutcome::Data | RecvOutcome::Paused => None,
