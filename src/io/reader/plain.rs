@@ -13,7 +13,9 @@ use crate::op::{self, CURRENT_POS, Op, Spare};
 use crate::source::{ReadSource, advance};
 
 /// A reader's own buffer and the read in flight into its spare part.
+/// `repr(C)` with the buffer first field (see `Fill`).
 #[derive(Debug)]
+#[repr(C)]
 pub(super) struct PlainFill {
     /// Filled bytes and room for the next read; while `inflight` is set,
     /// the spare part is split off and owned by that read.
