@@ -81,18 +81,64 @@ fn scan(c: &mut Criterion) {
 }
 
 /// One scan of a fresh `LINE_LEN`-byte-line file by `contender`, for
-/// callgrind; prints the bytes of lines seen.
+/// callgrind; prints the bytes of lines seen. `FILE_MB` sets the file's
+/// size (default 16) and `REPEAT` the scans (default 1; each one's time
+/// goes to stderr, for `perf` or a quick look under the bench lock).
 fn once(contender: &str) {
     if contender.starts_with("pingpong") {
         return pingpong(contender == "pingpong-tokio");
     }
-    let line_len = std::env::var("LINE_LEN").map_or(64, |v| v.parse().expect("LINE_LEN"));
+    let env = |name: &str, default: usize| {
+        std::env::var(name).map_or(default, |v| v.parse().expect(name))
+    };
+    let (line_len, mb, repeat) = (env("LINE_LEN", 64), env("FILE_MB", 16), env("REPEAT", 1));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("lines");
-    make_file(&path, line_len);
-    let n = match contender {
+    make_file_of(&path, line_len, mb << 20);
+    for _ in 0..repeat {
+        let (start, cpu) = (std::time::Instant::now(), cpu_secs());
+        let n = scan_once(contender, &path);
+        let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_secs() - cpu);
+        let gb = (mb << 20) as f64 / 1e9;
+        eprintln!(
+            "{contender}: {:.2} GB/s, {:.2} GB per CPU second",
+            gb / secs,
+            gb / cpu
+        );
+        println!("{contender}: {n} bytes of lines");
+    }
+}
+
+/// User and system CPU seconds of the calling thread so far.
+fn cpu_secs() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `getrusage` fills the `rusage` it is handed.
+    let ru = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr()), 0);
+        ru.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// Writes a file of `bytes` bytes of `line_len`-byte lines.
+fn make_file_of(path: &Path, line_len: usize, bytes: usize) {
+    use std::io::Write;
+    let mut line = vec![b'x'; line_len - 1];
+    line.push(b'\n');
+    let block = line.repeat((1 << 20) / line_len);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    for _ in 0..bytes / block.len() {
+        out.write_all(&block).expect("write bench file");
+    }
+    out.flush().expect("write bench file");
+}
+
+/// One scan of `path` by `contender`; the bytes of lines seen.
+fn scan_once(contender: &str, path: &Path) -> usize {
+    match contender {
         "ours" => Runtime::new().expect("runtime").block_on(async {
-            let file = File::open(&path).await.expect("open");
+            let file = File::open(path).await.expect("open");
             let mut r = BufReader::with_capacity(CAPACITY, file);
             let mut n = 0usize;
             while let Some(line) = r.next_line().await.expect("read") {
@@ -101,7 +147,7 @@ fn once(contender: &str) {
             n
         }),
         "hand" => {
-            let file = std::fs::File::open(&path).expect("open");
+            let file = std::fs::File::open(path).expect("open");
             let mut r = std::io::BufReader::with_capacity(CAPACITY, file);
             let (mut n, mut carry) = (0usize, Vec::new());
             loop {
@@ -125,7 +171,7 @@ fn once(contender: &str) {
             }
         }
         _ => {
-            let file = std::fs::File::open(&path).expect("open");
+            let file = std::fs::File::open(path).expect("open");
             let mut r = std::io::BufReader::with_capacity(CAPACITY, file);
             let (mut n, mut line) = (0usize, Vec::new());
             while r.read_until(b'\n', &mut line).expect("read") > 0 {
@@ -134,8 +180,7 @@ fn once(contender: &str) {
             }
             n
         }
-    };
-    println!("{contender}: {n} bytes of lines");
+    }
 }
 
 /// One connection, 100-byte lines echoed one at a time.

@@ -21,7 +21,11 @@ use crate::driver::Pool;
 /// A [`ReadBuffer`] whose memory is, at times, a buffer lent by the pool.
 /// Read it through `Deref`; its own methods are the ones that may hand a
 /// pool buffer back.
+///
+/// `repr(C)` with `buf` first: a reader's fill mode finds the buffer at the
+/// same place in every mode, without a branch (`io/reader/fill.rs`).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct PooledBuffer {
     /// The filled bytes, as in any reader.
     buf: ReadBuffer,

@@ -3,6 +3,7 @@
 use bytes::{Buf, BytesMut};
 
 mod delim;
+mod search;
 
 use delim::BLOCK;
 
@@ -54,6 +55,11 @@ pub(crate) struct ReadBuffer {
     hits: u64,
     /// Index into `data` of the bytes `hits` covers, or `NO_HITS`.
     hits_at: usize,
+    /// The last record the fast path found lay past the masks it reads
+    /// first: the next search goes to `memchr` at once (records of a
+    /// stream tend to be alike, and long ones gain nothing from masks). A
+    /// hint only; any value is correct.
+    long: bool,
     /// Size the buffer is filled up to by one read.
     capacity: usize,
 }
@@ -70,6 +76,7 @@ impl ReadBuffer {
             scan_delim: b'\n',
             hits: 0,
             hits_at: NO_HITS,
+            long: false,
             capacity: capacity.max(1),
         }
     }
@@ -120,10 +127,19 @@ impl ReadBuffer {
         &self.data[self.head..]
     }
 
-    /// The bytes lent out by the last borrowing call.
-    #[inline]
+    /// The bytes lent out by the last borrowing call (the tests' view;
+    /// the reader reads them with [`lent_record`](ReadBuffer::lent_record)).
+    #[cfg(test)]
     pub(crate) fn lent(&self) -> &[u8] {
         &self.data[self.head - self.lent..self.head]
+    }
+
+    /// The first `len` bytes the last borrowing call lent out (a record
+    /// without its delimiter).
+    #[inline]
+    pub(crate) fn lent_record(&self, len: usize) -> &[u8] {
+        let start = self.head - self.lent;
+        &self.data[start..start + len]
     }
 
     /// Ends the loan of the last borrowing call.
@@ -150,57 +166,6 @@ impl ReadBuffer {
         self.scanned = 0;
     }
 
-    /// The fast path of a borrowing record search: ends the last loan and,
-    /// when the filled bytes hold `delim` within `max` bytes of their start,
-    /// lends out the record through it and returns its length without the
-    /// delimiter. `None` changes nothing but the loan and the search's
-    /// progress; the caller then takes the general path.
-    #[inline]
-    pub(crate) fn lend_record(&mut self, delim: u8, max: usize) -> Option<usize> {
-        self.lent = 0;
-        let i = match self.find_near(delim, max) {
-            Some(i) => i,
-            None => self.find_far(delim, max)?,
-        };
-        // Both return `i < filled().len()`, so `head` stays in bounds.
-        self.head += i + 1;
-        self.lent = i + 1;
-        self.scanned = 0;
-        Some(i)
-    }
-
-    /// The common case of [`find`](ReadBuffer::find), small enough to
-    /// inline: the next `delim` lies within the 64 bytes of a delimiter
-    /// mask from where the search starts, and within `max`. `None` when
-    /// that is not known (the general search decides).
-    #[inline]
-    fn find_near(&mut self, delim: u8, max: usize) -> Option<usize> {
-        if delim != self.scan_delim {
-            return None;
-        }
-        let start = self.head + self.scanned;
-        if !(self.hits_at..self.hits_at + BLOCK).contains(&start) {
-            let block = self.data[start..].first_chunk::<BLOCK>()?;
-            self.hits = delim::mask(block, delim);
-            self.hits_at = start;
-        }
-        let ahead = self.hits >> (start - self.hits_at);
-        if ahead == 0 {
-            return None;
-        }
-        let i = start - self.head + ahead.trailing_zeros() as usize;
-        (i <= max).then_some(i)
-    }
-
-    /// The general search of `lend_record`, out of line.
-    #[inline(never)]
-    fn find_far(&mut self, delim: u8, max: usize) -> Option<usize> {
-        match self.find(delim, max) {
-            Found::At(i) => Some(i),
-            Found::NeedMore | Found::TooLong => None,
-        }
-    }
-
     /// Drops consumed bytes from the front of `data`.
     fn compact(&mut self) {
         self.lent = 0;
@@ -223,57 +188,6 @@ impl ReadBuffer {
     #[inline]
     pub(crate) fn spare(&self) -> usize {
         self.data.capacity() - self.data.len()
-    }
-
-    /// Looks for `delim` in the filled bytes, within `max` bytes of the start.
-    #[inline]
-    pub(crate) fn find(&mut self, delim: u8, max: usize) -> Found {
-        if delim != self.scan_delim {
-            self.scan_delim = delim;
-            self.scanned = 0;
-            self.hits_at = NO_HITS;
-        }
-        let len = self.data.len() - self.head;
-        let limit = len.min(max.saturating_add(1));
-        let from = self.scanned.min(limit);
-        match self.search(self.head + from, self.head + limit) {
-            Some(at) => Found::At(at - self.head),
-            None if len > max => Found::TooLong,
-            None => {
-                self.scanned = limit;
-                Found::NeedMore
-            }
-        }
-    }
-
-    /// Index into `data` of the first `scan_delim` in `data[start..end]`.
-    /// The 64 bytes from `start` are read through a block mask (the cached
-    /// one, or one made now when that many are filled), the rest with
-    /// `memchr`.
-    #[inline]
-    fn search(&mut self, start: usize, end: usize) -> Option<usize> {
-        let delim = self.scan_delim;
-        let cached =
-            self.hits_at != NO_HITS && (self.hits_at..self.hits_at + BLOCK).contains(&start);
-        if !cached {
-            let Some(block) = self.data[start..].first_chunk::<BLOCK>() else {
-                let i = memchr::memchr(delim, &self.data[start..end])?;
-                return Some(start + i);
-            };
-            self.hits = delim::mask(block, delim);
-            self.hits_at = start;
-        }
-        let ahead = self.hits >> (start - self.hits_at);
-        if ahead != 0 {
-            let at = start + ahead.trailing_zeros() as usize;
-            return (at < end).then_some(at);
-        }
-        let next = self.hits_at + BLOCK;
-        if next >= end {
-            return None;
-        }
-        let i = memchr::memchr(delim, &self.data[next..end])?;
-        Some(next + i)
     }
 
     /// Splits off spare room of at least `min` bytes (and at least one read's

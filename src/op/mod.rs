@@ -48,7 +48,7 @@ pub(crate) use close::Close;
 pub(crate) use connect::Connect;
 pub(crate) use fsync::Fsync;
 pub(crate) use openat::OpenAt;
-pub(crate) use read::Read;
+pub(crate) use read::{Read, read_cached};
 pub(crate) use recv::{Recv, RecvOutput};
 pub(crate) use recv_pool::{RecvOutcome, RecvPool};
 pub(crate) use send::Send;

@@ -81,3 +81,25 @@ impl Operation for Read {
         filled(self.buf, res)
     }
 }
+
+/// Reads into the spare capacity of `buf` at `offset` now, but only bytes
+/// the page cache already holds (`preadv2` with `RWF_NOWAIT`: the same
+/// attempt an io_uring read makes inline before it would go to a kernel
+/// worker). `WouldBlock` when they are not cached; `len` grows by the
+/// result.
+pub(crate) fn read_cached(fd: &SharedFd, buf: &mut BytesMut, offset: u64) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let iov = libc::iovec {
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: spare.len(),
+    };
+    // SAFETY: `iov` names the spare capacity of `buf`, which this call
+    // borrows mutably for the whole system call (a synchronous one: the
+    // kernel is done with the memory when it returns).
+    let ret = unsafe { libc::preadv2(fd.raw(), &iov, 1, offset as libc::off_t, libc::RWF_NOWAIT) };
+    let n = usize::try_from(ret).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel initialised the first `n <= spare.len()` bytes of
+    // the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}

@@ -65,11 +65,23 @@ fn sparse_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(prop::sample::select(&alphabet[..]), 0..max)
 }
 
+/// Records of a few hundred bytes (a delimiter in about 300), so the fast
+/// path reads past its masks into `memchr` and switches to its `long`
+/// mode and back.
+fn long_records(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    (0..max).prop_flat_map(|len| {
+        prop::collection::vec(
+            (0u32..300).prop_map(|r| if r == 0 { b'\n' } else { b'a' }),
+            len,
+        )
+    })
+}
+
 /// A delimiter to look for and a maximum record length, small or large.
 fn search() -> impl Strategy<Value = (u8, usize)> {
     (
         prop::sample::select(&b"\n\n\n\na\0"[..]),
-        prop_oneof![3 => 0usize..24, 1 => 0usize..300],
+        prop_oneof![3 => 0usize..24, 1 => 0usize..300, 1 => 0usize..1200],
     )
 }
 
@@ -77,6 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0usize..48, bytes(40)).prop_map(|(min, b)| Op::Read(min, b)),
         2 => (0usize..300, sparse_bytes(300)).prop_map(|(min, b)| Op::Read(min, b)),
+        1 => (0usize..900, long_records(900)).prop_map(|(min, b)| Op::Read(min, b)),
         3 => (0usize..48).prop_map(Op::TakeSpare),
         3 => bytes(40).prop_map(Op::KernelWrite),
         1 => sparse_bytes(200).prop_map(Op::KernelWrite),

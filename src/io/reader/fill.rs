@@ -26,7 +26,13 @@ pub(super) enum Stop {
 }
 
 /// A reader's fill mode.
+///
+/// `repr(C)`, as are the modes, whose buffer is their first field: every
+/// variant then holds its buffer at the same offset, so [`Fill::buf`] and
+/// [`Fill::buf_mut`] compile to an address, not a branch on the mode (the
+/// per-line path of `next_line` asks twice).
 #[derive(Debug)]
+#[repr(C)]
 pub(super) enum Fill {
     /// Asked for the pooled mode, not set up yet: whether it can work is
     /// known at the first read, where the runtime is.

@@ -35,7 +35,9 @@ use crate::op::{Multishot, RecvOutcome, RecvPool, Spare};
 use crate::source::ReadSource;
 
 /// A pooled reader's buffer and receive.
+/// `repr(C)` with the buffer first field (see `Fill`).
 #[derive(Debug)]
+#[repr(C)]
 pub(super) struct PooledFill {
     /// The filled bytes, in a pool buffer or the reader's own memory.
     buf: PooledBuffer,

@@ -131,7 +131,7 @@ impl<'a, S: ReadSource> NextRecord<'a, S> {
 /// end if `strip_cr`.
 #[inline]
 fn record<S>(reader: &BufReader<S>, len: usize, strip_cr: bool) -> &[u8] {
-    let record = &reader.fill.buf().lent()[..len];
+    let record = reader.fill.buf().lent_record(len);
     match record {
         [rest @ .., b'\r'] if strip_cr => rest,
         _ => record,
