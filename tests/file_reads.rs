@@ -164,3 +164,26 @@ fn a_scan_of_a_cached_file_lets_other_tasks_run() {
         Ok(())
     });
 }
+
+/// Under a fault plan every read goes through the ring, cached or not, so
+/// the plan's short transfers reach file readers too: a cached file read
+/// with every transfer cut to 7 bytes arrives whole, through many cut reads.
+#[test]
+fn a_fault_plan_sees_every_read_of_a_cached_file() {
+    let dir = temp_dir();
+    let path = dir.path().join("lines");
+    let data = lines(300);
+    std::fs::write(&path, &data).expect("write");
+    std::fs::read(&path).expect("warm the page cache");
+    let rt = uring_bufio::Runtime::builder()
+        .faults(uring_bufio::faults::FaultPlan::new(3).max_io(7))
+        .build()
+        .expect("runtime");
+    let got = rt.block_on(read_lines(&path)).expect("read");
+    assert_eq!(got, data);
+    let short = rt.fault_stats().short;
+    assert!(
+        short as usize >= data.len() / 7 / 2,
+        "only {short} cut reads"
+    );
+}

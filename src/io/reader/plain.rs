@@ -38,9 +38,11 @@ pub(super) struct PlainFill {
     /// The last receive left bytes waiting in the socket: the next one
     /// tries at once instead of waiting for readiness first.
     sock_nonempty: bool,
-    /// Reads of a file's cached bytes may be tried without the ring
-    /// (cleared for good when the file cannot be read that way).
-    cached_ok: bool,
+    /// Reads of a file's cached bytes may be tried without the ring:
+    /// decided at the first read (not under a fault plan, whose short
+    /// reads and errors apply to operations), cleared for good when the
+    /// file cannot be read that way.
+    cached_ok: Option<bool>,
     /// Reads made without the ring since the task last yielded.
     cached_run: u8,
     /// The memory of the last finished read (one kind per source), which
@@ -80,7 +82,7 @@ impl PlainFill {
             buf,
             inflight: None,
             sock_nonempty: false,
-            cached_ok: true,
+            cached_ok: None,
             cached_run: 0,
             spare: (Spare::new(), Spare::new()),
         }
@@ -131,7 +133,7 @@ impl PlainFill {
         need: usize,
     ) -> Option<Poll<Option<Stop>>> {
         let pos = source.read_pos()?;
-        if source.reads_socket() || !self.cached_ok {
+        if source.reads_socket() || !*self.cached_ok.get_or_insert_with(cached_reads_allowed) {
             return None;
         }
         self.cached_run += 1;
@@ -154,7 +156,7 @@ impl PlainFill {
             // Not seekable, no `RWF_NOWAIT` here, or a real error: the ring
             // reads from now on (and reports a real error itself).
             Err(_) => {
-                self.cached_ok = false;
+                self.cached_ok = Some(false);
                 None
             }
         }
@@ -231,4 +233,14 @@ impl PlainFill {
         }
         None
     }
+}
+
+/// Whether a reader may read cached file bytes without the ring: not
+/// under a fault plan (tests only), which must see every read.
+fn cached_reads_allowed() -> bool {
+    #[cfg(feature = "fault-injection")]
+    if crate::driver::current().is_ok_and(|d| d.faulted()) {
+        return false;
+    }
+    true
 }
