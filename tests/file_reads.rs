@@ -168,6 +168,7 @@ fn a_scan_of_a_cached_file_lets_other_tasks_run() {
 /// Under a fault plan every read goes through the ring, cached or not, so
 /// the plan's short transfers reach file readers too: a cached file read
 /// with every transfer cut to 7 bytes arrives whole, through many cut reads.
+#[cfg(feature = "fault-injection")]
 #[test]
 fn a_fault_plan_sees_every_read_of_a_cached_file() {
     let dir = temp_dir();
