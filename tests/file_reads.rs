@@ -8,14 +8,13 @@
 mod support;
 
 use std::cell::Cell;
-use std::future::poll_fn;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::rc::Rc;
-use std::task::Poll;
 
 use support::run;
+use support::yield_now;
 use uring_bufio::fs::File;
 use uring_bufio::io::BufReader;
 
@@ -112,20 +111,6 @@ fn a_fifo_opened_as_a_file_is_read_through_the_ring() {
         Ok(())
     });
     writer.join().expect("writer").expect("write");
-}
-
-/// Yields to the runtime once.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await;
 }
 
 /// Reading a cached file never has to wait, yet the scanning task yields

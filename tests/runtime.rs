@@ -5,7 +5,7 @@
 mod support;
 
 use std::cell::Cell;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use support::yield_now;
 use support::{Stream, bounded, read_exact, read_to_end, shutdown_write, unix_pair, within};
 use uring_bufio::net::{TcpListener, TcpStream};
 use uring_bufio::time::{sleep, timeout};
@@ -29,20 +30,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "<non-string payload>".to_string())
-}
-
-/// Returns `Pending` once (waking itself at once), then `Ready`.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
 }
 
 /// Sets its flag when dropped: shows that a task's future was dropped.

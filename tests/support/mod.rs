@@ -269,3 +269,18 @@ impl Rng {
         items[self.below(items.len())]
     }
 }
+
+/// Returns `Pending` once (waking itself at once), then `Ready`: gives the
+/// runtime's other tasks a turn.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
