@@ -63,18 +63,7 @@ fn scan(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("std_read_until", line_len),
             &path,
-            |b, path| {
-                b.iter(|| {
-                    let file = std::fs::File::open(path).expect("open");
-                    let mut r = std::io::BufReader::with_capacity(CAPACITY, file);
-                    let (mut n, mut line) = (0usize, Vec::new());
-                    while r.read_until(b'\n', &mut line).expect("read") > 0 {
-                        n += line.len();
-                        line.clear();
-                    }
-                    n
-                })
-            },
+            |b, path| b.iter(|| std_read_until(path)),
         );
     }
     group.finish();
@@ -119,6 +108,18 @@ fn cpu_secs() -> f64 {
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// std's `BufReader::read_until` over the file: the bytes of its lines.
+fn std_read_until(path: &Path) -> usize {
+    let file = std::fs::File::open(path).expect("open");
+    let mut r = std::io::BufReader::with_capacity(CAPACITY, file);
+    let (mut n, mut line) = (0usize, Vec::new());
+    while r.read_until(b'\n', &mut line).expect("read") > 0 {
+        n += line.len();
+        line.clear();
+    }
+    n
 }
 
 /// Writes a file of `bytes` bytes of `line_len`-byte lines.
@@ -170,16 +171,7 @@ fn scan_once(contender: &str, path: &Path) -> usize {
                 r.consume(len);
             }
         }
-        _ => {
-            let file = std::fs::File::open(path).expect("open");
-            let mut r = std::io::BufReader::with_capacity(CAPACITY, file);
-            let (mut n, mut line) = (0usize, Vec::new());
-            while r.read_until(b'\n', &mut line).expect("read") > 0 {
-                n += line.len();
-                line.clear();
-            }
-            n
-        }
+        _ => std_read_until(path),
     }
 }
 
